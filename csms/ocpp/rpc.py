@@ -1,0 +1,334 @@
+"""OCPP-J RPC endpoint: one per WebSocket connection, on either side (CSMS or station).
+
+It owns what the ``ocpp`` package's ``ChargePoint`` gets wrong (see
+``shared/reference/ocpp.md``):
+
+- inbound CALLs run in their own task, so the receive loop is never blocked and a handler
+  may await a call to the same peer;
+- at most one outbound CALL is outstanding; further calls queue in FIFO order, each with a
+  response timeout, and a timeout never blocks the next call;
+- responses are matched by message id; a CALLERROR reply raises
+  :class:`~csms.ocpp.errors.CallErrorReceived` at the caller;
+- every payload in and out is validated with the compiled official schemas;
+- malformed frames get the CALLERROR the specification names; unknown actions get
+  NotImplemented, known actions without a handler NotSupported, handler crashes
+  InternalError with nothing internal on the wire.
+
+The endpoint does no socket I/O itself: the connection layer calls :meth:`feed` with each
+received text message and gives it an async ``send`` callable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
+
+import structlog
+
+from . import schemas
+from .errors import (
+    CallError,
+    CallErrorReceived,
+    CallTimeout,
+    ConnectionLost,
+    ErrorCode,
+    InvalidPayload,
+)
+from .frames import (
+    Call,
+    CallErrorFrame,
+    CallResult,
+    FrameError,
+    Send,
+    call_frame,
+    error_frame,
+    parse_frame,
+    result_frame,
+    send_frame,
+)
+
+log = structlog.get_logger("csms.rpc")
+
+Handler = Callable[[Any, dict[str, Any]], Awaitable[dict[str, Any] | None]]
+"""``handler(context, payload) -> response payload`` (None only for SEND messages)."""
+
+
+class RpcObserver(Protocol):
+    """Hooks for metrics; every method must be cheap and never raise."""
+
+    def frame(self, direction: str, text: str) -> None: ...
+    def call_in(self, action: str) -> None: ...
+    def call_out(self, action: str, seconds: float, outcome: str) -> None: ...
+    def error_sent(self, code: str) -> None: ...
+
+
+_ids = itertools.count(1)
+
+
+class RpcEndpoint:
+    __slots__ = (
+        "_closed",
+        "_lock",
+        "_pending",
+        "_seq",
+        "_tasks",
+        "call_timeout",
+        "context",
+        "handlers",
+        "identity",
+        "inbound_guard",
+        "observer",
+        "outbound_guard",
+        "queue_timeout",
+        "send_text",
+        "validate",
+        "version",
+    )
+
+    def __init__(
+        self,
+        *,
+        version: str,
+        send: Callable[[str], Awaitable[None]],
+        handlers: Mapping[str, Handler],
+        context: Any = None,
+        identity: str = "",
+        call_timeout: float = 30.0,
+        queue_timeout: float | None = None,
+        validate: bool = True,
+        observer: RpcObserver | None = None,
+    ) -> None:
+        if version not in schemas.VERSIONS:
+            raise ValueError(f"unsupported OCPP version {version!r}")
+        self.version = version
+        self.send_text = send
+        self.handlers = handlers
+        self.context = context
+        self.identity = identity
+        self.call_timeout = call_timeout
+        self.queue_timeout = queue_timeout
+        self.validate = validate
+        self.observer = observer
+        self.inbound_guard: Callable[[str], None] | None = None
+        self.outbound_guard: Callable[[str], None] | None = None
+        self._lock: asyncio.Lock | None = None
+        self._pending: tuple[str, str, asyncio.Future[dict[str, Any]]] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._seq = next(_ids)
+        self._closed: BaseException | None = None
+
+    # ------------------------------------------------------------------ inbound
+    async def feed(self, text: str | bytes) -> None:
+        """Process one received message. Returns quickly: handlers run in tasks."""
+        if self.observer is not None:
+            self.observer.frame("in", text if isinstance(text, str) else text.decode(errors="replace"))
+        try:
+            frame = parse_frame(text, version=self.version)
+        except FrameError as exc:
+            log.warning("bad frame", station=self.identity, code=str(exc.code), reason=exc.description)
+            if exc.reply:
+                await self._send_error(exc.message_id, exc.code, exc.description)
+            return
+        kind = type(frame)
+        if kind is Call:
+            task = asyncio.create_task(self._run_call(frame))  # type: ignore[arg-type]
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        elif kind is CallResult or kind is CallErrorFrame:
+            self._resolve(frame)  # type: ignore[arg-type]
+        elif kind is Send:
+            task = asyncio.create_task(self._run_send(frame))  # type: ignore[arg-type]
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _resolve(self, frame: CallResult | CallErrorFrame) -> None:
+        pending = self._pending
+        if isinstance(frame, CallErrorFrame) and frame.result_error:
+            log.warning(
+                "peer could not process our CALLRESULT",
+                station=self.identity,
+                message_id=frame.message_id,
+                code=frame.code,
+                description=frame.description,
+            )
+            return
+        if pending is None or pending[0] != frame.message_id:
+            log.warning("response matches no outstanding call", station=self.identity, message_id=frame.message_id)
+            return
+        _, action, fut = pending
+        if fut.done():
+            return
+        if isinstance(frame, CallResult):
+            fut.set_result(frame.payload)
+        else:
+            fut.set_exception(CallErrorReceived(action, frame.code, frame.description, frame.details))
+
+    async def _run_call(self, call: Call) -> None:
+        action = call.action
+        if self.observer is not None:
+            self.observer.call_in(action)
+        try:
+            if action not in schemas.actions(self.version):
+                raise CallError(ErrorCode.NOT_IMPLEMENTED, f"action {action!r} is not defined in OCPP {self.version}")
+            handler = self.handlers.get(action)
+            if handler is None:
+                raise CallError(ErrorCode.NOT_SUPPORTED, f"action {action} is not supported")
+            if self.validate:
+                self._check(action, "request", call.payload, inbound=True)
+            if self.inbound_guard is not None:
+                self.inbound_guard(action)
+            response = await handler(self.context, call.payload)
+            if response is None:
+                response = {}
+            if self.validate:
+                try:
+                    self._check(action, "response", response, inbound=False)
+                except InvalidPayload as exc:
+                    log.error("handler built an invalid response", station=self.identity, action=action, error=str(exc))
+                    raise CallError(ErrorCode.INTERNAL_ERROR, f"internal error handling {action}") from None
+        except CallError as exc:
+            await self._send_error(call.message_id, exc.code, exc.description, exc.details)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("handler failed", station=self.identity, action=action)
+            await self._send_error(call.message_id, ErrorCode.INTERNAL_ERROR, f"internal error handling {action}")
+            return
+        await self._transmit(result_frame(call.message_id, response))
+
+    async def _run_send(self, msg: Send) -> None:
+        """2.1 SEND (type 6): dispatched like a CALL but never answered."""
+        handler = self.handlers.get(msg.action)
+        if handler is None or msg.action not in schemas.actions(self.version):
+            log.info("SEND for unhandled action ignored", station=self.identity, action=msg.action)
+            return
+        try:
+            if self.validate:
+                self._check(msg.action, "request", msg.payload, inbound=True)
+            await handler(self.context, msg.payload)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("SEND message dropped", station=self.identity, action=msg.action, error=str(exc))
+
+    def _check(self, action: str, kind: str, payload: dict[str, Any], *, inbound: bool) -> None:
+        try:
+            schemas.validate(self.version, action, kind, payload)
+        except schemas.SchemaViolation as exc:
+            if inbound:
+                raise CallError(exc.code, f"{action}: {exc.message}"[:255], {"path": exc.path}) from None
+            raise InvalidPayload(action, exc.code, exc.message) from None
+
+    # ------------------------------------------------------------------ outbound
+    async def call(self, action: str, payload: dict[str, Any], *, timeout: float | None = None) -> dict[str, Any]:
+        """Send a CALL and return the peer's CALLRESULT payload.
+
+        Raises CallErrorReceived, CallTimeout, ConnectionLost, InvalidPayload (outbound
+        payload or the peer's response breaks the schema) or NotAllowed (outbound guard).
+        """
+        if self._closed is not None:
+            raise ConnectionLost(f"{self.identity}: connection closed")
+        if self.outbound_guard is not None:
+            self.outbound_guard(action)
+        if self.validate:
+            self._check(action, "request", payload, inbound=False)
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        wait = self.queue_timeout
+        try:
+            if wait is None:
+                await self._lock.acquire()
+            else:
+                async with asyncio.timeout(wait):
+                    await self._lock.acquire()
+        except TimeoutError:
+            raise CallTimeout(action, wait or 0) from None
+        timeout = self.call_timeout if timeout is None else timeout
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            if self._closed is not None:
+                raise ConnectionLost(f"{self.identity}: connection closed")
+            self._seq += 1
+            mid = f"{self._seq:x}-{id(self) & 0xFFFFFF:x}"
+            fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            self._pending = (mid, action, fut)
+            await self._transmit(call_frame(mid, action, payload))
+            try:
+                async with asyncio.timeout(timeout):
+                    response = await fut
+            except TimeoutError:
+                outcome = "timeout"
+                raise CallTimeout(action, timeout) from None
+            except CallErrorReceived as exc:
+                outcome = exc.code
+                raise
+        except ConnectionLost:
+            outcome = "closed"
+            raise
+        finally:
+            self._pending = None
+            self._lock.release()
+            if self.observer is not None:
+                self.observer.call_out(action, time.perf_counter() - started, outcome)
+        if self.validate:
+            try:
+                self._check(action, "response", response, inbound=False)
+            except InvalidPayload as exc:
+                if self.version == "2.1":
+                    await self._send_error(mid, exc.code, exc.message, result_error=True)
+                raise
+        return response
+
+    async def send_message(self, action: str, payload: dict[str, Any]) -> None:
+        """2.1 SEND (type 6): fire and forget; allowed while a CALL is outstanding."""
+        if self.version != "2.1":
+            raise ValueError("SEND messages exist only in OCPP 2.1")
+        if self.validate:
+            self._check(action, "request", payload, inbound=False)
+        self._seq += 1
+        await self._transmit(send_frame(f"s{self._seq:x}", action, payload))
+
+    async def _send_error(
+        self,
+        message_id: str,
+        code: ErrorCode | str,
+        description: str,
+        details: dict[str, Any] | None = None,
+        *,
+        result_error: bool = False,
+    ) -> None:
+        if self.observer is not None:
+            self.observer.error_sent(str(code))
+        await self._transmit(error_frame(message_id, str(code), description, details, result_error=result_error))
+
+    async def _transmit(self, text: str) -> None:
+        if self._closed is not None:
+            raise ConnectionLost(f"{self.identity}: connection closed")
+        if self.observer is not None:
+            self.observer.frame("out", text)
+        try:
+            await self.send_text(text)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raise ConnectionLost(f"{self.identity}: send failed: {exc}") from exc
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def busy(self) -> bool:
+        return self._pending is not None
+
+    def close(self, reason: BaseException | None = None) -> None:
+        """Fail the outstanding call and cancel running handlers (idempotent)."""
+        if self._closed is not None:
+            return
+        self._closed = reason or ConnectionLost(f"{self.identity}: connection closed")
+        if self._pending is not None and not self._pending[2].done():
+            self._pending[2].set_exception(ConnectionLost(f"{self.identity}: connection closed"))
+        for task in list(self._tasks):
+            task.cancel()

@@ -1,0 +1,108 @@
+"""Compiled validators for the official OCA JSON schemas shipped in the ``ocpp`` package.
+
+Schemas are compiled with ``fastjsonschema`` on first use of an action and cached per
+process, so 10,000 connections share one validator per (version, action, direction).
+
+Schema failures map onto OCPP-J error codes by the class of the violated keyword
+(documented in the README, tested in ``tests/ocpp/test_schemas.py``):
+
+=====================================  =================================
+violated keyword                       CALLERROR code
+=====================================  =================================
+``type`` (the payload is no object)    FormatViolation
+``additionalProperties`` (unknown key) FormatViolation
+``type`` (a field)                     TypeConstraintViolation
+``required``, ``minItems``, ``maxItems`` OccurrenceConstraintViolation
+``enum``, ``maxLength``, ``minLength``, PropertyConstraintViolation
+``minimum``, ``maximum``, ``format``,
+``pattern``, ``multipleOf``, ``const``
+anything else                          FormatViolation
+=====================================  =================================
+
+The OCA schemas leave ``date-time`` formats unchecked by most validators; fastjsonschema
+checks them, so a timestamp without an offset is a PropertyConstraintViolation.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from importlib import resources
+from typing import Any
+
+import fastjsonschema
+
+from .errors import ErrorCode
+
+VERSIONS = ("2.0.1", "2.1")
+_PKG = {"2.0.1": "ocpp.v201", "2.1": "ocpp.v21"}
+
+_CODE_BY_RULE = {
+    "type": ErrorCode.TYPE_CONSTRAINT_VIOLATION,
+    "additionalProperties": ErrorCode.FORMAT_VIOLATION,
+    "required": ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION,
+    "minItems": ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION,
+    "maxItems": ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION,
+    "enum": ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
+    "maxLength": ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
+    "minLength": ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
+    "minimum": ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
+    "maximum": ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
+    "exclusiveMinimum": ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
+    "exclusiveMaximum": ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
+    "format": ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
+    "pattern": ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
+    "multipleOf": ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
+    "const": ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
+}
+
+
+class SchemaViolation(Exception):
+    def __init__(self, code: ErrorCode, message: str, path: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.path = path
+
+
+@functools.cache
+def actions(version: str) -> frozenset[str]:
+    """Every action the given version defines (from its ``<Action>Request.json`` files)."""
+    folder = resources.files(_PKG[version]) / "schemas"
+    return frozenset(
+        p.name[: -len("Request.json")] for p in folder.iterdir() if p.name.endswith("Request.json")
+    )
+
+
+@functools.cache
+def _load(version: str, name: str) -> dict[str, Any]:
+    path = resources.files(_PKG[version]) / "schemas" / f"{name}.json"
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    schema.pop("$id", None)  # URNs confuse ref resolution; all refs are local (#/definitions/...)
+    return schema
+
+
+@functools.cache
+def validator(version: str, action: str, kind: str) -> Callable[[Any], Any]:
+    """Compiled validator for ``<action>Request`` (kind="request") or ``Response``."""
+    suffix = "Request" if kind == "request" else "Response"
+    return fastjsonschema.compile(_load(version, f"{action}{suffix}"))
+
+
+def classify(exc: fastjsonschema.JsonSchemaValueException) -> SchemaViolation:
+    rule = exc.rule or ""
+    path = ".".join(str(p) for p in (exc.path or [])[1:]) or "payload"
+    code = _CODE_BY_RULE.get(rule, ErrorCode.FORMAT_VIOLATION)
+    if rule == "type" and path == "payload":
+        code = ErrorCode.FORMAT_VIOLATION
+    message = exc.message.replace("data.", "").replace("data ", "payload ")
+    return SchemaViolation(code, message, path)
+
+
+def validate(version: str, action: str, kind: str, payload: Any) -> None:
+    """Raise :class:`SchemaViolation` when ``payload`` breaks the official schema."""
+    try:
+        validator(version, action, kind)(payload)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        raise classify(exc) from None
