@@ -1,0 +1,30 @@
+"""Handlers grouped by OCPP functional block (names and requirement ids from the spec).
+
+Each module exports ``HANDLERS: dict[action, handler]`` where a handler is
+``async def handler(session: StationSession, payload: dict) -> dict``. Payloads are wire
+dicts (camelCase), already validated against the negotiated version's schema.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def all_handlers() -> dict[str, Any]:
+    from . import (
+        authorization,
+        datatransfer,
+        diagnostics,
+        provisioning,
+        security,
+        smartcharging,
+        transactions,
+    )
+
+    table: dict[str, Any] = {}
+    for module in (provisioning, authorization, transactions, security, diagnostics, datatransfer, smartcharging):
+        overlap = table.keys() & module.HANDLERS.keys()
+        if overlap:
+            raise RuntimeError(f"actions handled twice: {sorted(overlap)}")
+        table.update(module.HANDLERS)
+    return table

@@ -70,9 +70,7 @@ class SchemaViolation(Exception):
 def actions(version: str) -> frozenset[str]:
     """Every action the given version defines (from its ``<Action>Request.json`` files)."""
     folder = resources.files(_PKG[version]) / "schemas"
-    return frozenset(
-        p.name[: -len("Request.json")] for p in folder.iterdir() if p.name.endswith("Request.json")
-    )
+    return frozenset(p.name[: -len("Request.json")] for p in folder.iterdir() if p.name.endswith("Request.json"))
 
 
 @functools.cache

@@ -1,0 +1,50 @@
+"""Persistence layer of the CSMS: SQLAlchemy 2 (async) over SQLite or PostgreSQL.
+
+Open with ``store = await Store.open(url)``; see :mod:`csms.store.repository` for the design and
+:mod:`csms.store.rows` for the (frozen pydantic) row types every query returns.
+"""
+
+from __future__ import annotations
+
+from .batch import BatchWriter, FrameLogWriter, MeterBatchWriter, TouchWriter
+from .repository import Store, create_engine, normalize_url
+from .rows import (
+    ApiTokenRow,
+    ChargingProfileRow,
+    ConnectorStatusRow,
+    EventReportRow,
+    FrameRow,
+    GridEventRow,
+    IdTokenRow,
+    MeterSampleRow,
+    SecurityEventRow,
+    StationEventRow,
+    StationRow,
+    TransactionEventRow,
+    TransactionRow,
+    VariableRow,
+)
+
+__all__ = [
+    "ApiTokenRow",
+    "BatchWriter",
+    "ChargingProfileRow",
+    "ConnectorStatusRow",
+    "EventReportRow",
+    "FrameLogWriter",
+    "FrameRow",
+    "GridEventRow",
+    "IdTokenRow",
+    "MeterBatchWriter",
+    "MeterSampleRow",
+    "SecurityEventRow",
+    "StationEventRow",
+    "StationRow",
+    "Store",
+    "TouchWriter",
+    "TransactionEventRow",
+    "TransactionRow",
+    "VariableRow",
+    "create_engine",
+    "normalize_url",
+]

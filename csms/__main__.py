@@ -1,0 +1,3 @@
+from csms.cli.main import app
+
+app()

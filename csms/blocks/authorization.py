@@ -1,0 +1,47 @@
+"""C - Authorization (C01/C03/C05): id tokens checked against the operator's list.
+
+Statuses: Accepted, Blocked, Expired (``expires_at`` in the past), Unknown (not listed,
+unless ``v2x.allow_unknown_tokens``). On OCPP 2.1 an Accepted token also carries the V2X
+permission ``allowedEnergyTransfer`` (the token's own list, else the operator default).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from csms.server.session import StationSession
+
+
+async def token_info(s: StationSession, id_token: dict[str, Any]) -> tuple[dict[str, Any], list[str] | None]:
+    """Return (IdTokenInfoType, allowed energy transfer modes or None)."""
+    central = s.central
+    if id_token.get("type") == "NoAuthorization":
+        return {"status": "Accepted"}, list(central.settings.v2x.allowed_energy_transfer)
+    row = await central.store.get_id_token(id_token["idToken"], id_token["type"])
+    if row is None:
+        if central.settings.v2x.allow_unknown_tokens:
+            return {"status": "Accepted"}, list(central.settings.v2x.allowed_energy_transfer)
+        return {"status": "Unknown"}, None
+    status = row.status
+    if status == "Accepted" and row.expires_at is not None and row.expires_at <= central.now():
+        status = "Expired"
+    info: dict[str, Any] = {"status": status}
+    if row.group_id:
+        info["groupIdToken"] = {"idToken": row.group_id, "type": "Central"}
+    allowed = None
+    if status == "Accepted":
+        allowed = list(row.allowed_energy_transfer or central.settings.v2x.allowed_energy_transfer)
+    return info, allowed
+
+
+async def authorize(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+    info, allowed = await token_info(s, p["idToken"])
+    response: dict[str, Any] = {"idTokenInfo": info}
+    if s.version == "2.1" and allowed:
+        response["allowedEnergyTransfer"] = allowed
+    s.log.info("authorize", id_token=p["idToken"]["idToken"], status=info["status"])
+    return response
+
+
+HANDLERS = {"Authorize": authorize}

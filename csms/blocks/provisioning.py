@@ -1,0 +1,99 @@
+"""B - Provisioning: BootNotification (B01-B03), Heartbeat (G02), StatusNotification (G01),
+NotifyReport (B07/B08) and NotifyEvent (N07: monitoring events)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from csms.clock import parse_rfc3339, to_rfc3339
+from csms.domain.station import BootState
+
+if TYPE_CHECKING:
+    from csms.server.session import StationSession
+
+_STATUS = {"accept": BootState.ACCEPTED, "pending": BootState.PENDING, "reject": BootState.REJECTED}
+
+
+async def boot_notification(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+    central = s.central
+    status = _STATUS[central.boot_policy(s.station_id)]
+    now = central.now()
+    cs = p["chargingStation"]
+    s.state.boot = status
+    s.state.ocpp_version = s.version
+    await central.store.record_boot(
+        s.station_id,
+        vendor=cs.get("vendorName"),
+        model=cs.get("model"),
+        serial=cs.get("serialNumber"),
+        firmware=cs.get("firmwareVersion"),
+        ocpp_version=s.version,
+        status=status.value,
+        at=now,
+    )
+    interval = (
+        central.settings.boot.heartbeat_interval
+        if status is BootState.ACCEPTED
+        else central.settings.boot.pending_retry_interval
+    )
+    s.log.info("boot", status=status.value, reason=p.get("reason"), model=cs.get("model"))
+    central.emit("boot", s.station_id, {"status": status.value, "reason": p.get("reason"), "station": cs})
+    return {"currentTime": to_rfc3339(now), "interval": interval, "status": status.value}
+
+
+async def heartbeat(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+    now = s.central.now()
+    s.state.last_seen = now
+    s.central.store.touch(s.station_id, now)
+    return {"currentTime": to_rfc3339(now)}
+
+
+async def status_notification(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+    evse_id, connector_id, status = p["evseId"], p["connectorId"], p["connectorStatus"]
+    at = parse_rfc3339(p["timestamp"])
+    s.state.evse(evse_id).connectors[connector_id] = status
+    await s.central.store.set_connector_status(s.station_id, evse_id, connector_id, status, at)
+    s.central.emit("status", s.station_id, {"evse_id": evse_id, "connector_id": connector_id, "status": status})
+    return {}
+
+
+async def notify_report(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+    rows = []
+    for item in p.get("reportData", []):
+        comp, var = item["component"], item["variable"]
+        for attr in item.get("variableAttribute", []):
+            rows.append(
+                {
+                    "component": comp["name"],
+                    "component_instance": comp.get("instance", ""),
+                    "evse_id": comp.get("evse", {}).get("id", -1),
+                    "connector_id": comp.get("evse", {}).get("connectorId", -1),
+                    "variable": var["name"],
+                    "variable_instance": var.get("instance", ""),
+                    "attribute_type": attr.get("type", "Actual"),
+                    "value": attr.get("value"),
+                    "characteristics": item.get("variableCharacteristics"),
+                }
+            )
+    if rows:
+        await s.central.store.upsert_variables(s.station_id, rows)
+    s.central.emit(
+        "report",
+        s.station_id,
+        {"request_id": p["requestId"], "seq_no": p["seqNo"], "tbc": p.get("tbc", False), "rows": rows},
+    )
+    return {}
+
+
+async def notify_event(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+    await s.central.store.add_station_event(s.station_id, "NotifyEvent", parse_rfc3339(p["generatedAt"]), p)
+    return {}
+
+
+HANDLERS = {
+    "BootNotification": boot_notification,
+    "Heartbeat": heartbeat,
+    "StatusNotification": status_notification,
+    "NotifyReport": notify_report,
+    "NotifyEvent": notify_event,
+}

@@ -1,0 +1,96 @@
+"""E - Transactions (E01-E15) and J - Meter values (J01-J03).
+
+TransactionEvent: each (transaction, seqNo) is stored once; a resent event is acknowledged
+again and changes nothing. Events flagged ``offline`` are applied as history in seqNo order
+(the store keeps the transaction's state equal to its newest event); only live events move
+the live EVSE state that dispatch reads.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from csms.blocks.authorization import token_info
+from csms.domain.metering import latest_readings
+
+if TYPE_CHECKING:
+    from csms.server.session import StationSession
+
+
+def _apply_live_meter(s: StationSession, evse_id: int, meter_values: list[dict[str, Any]]) -> None:
+    ts, readings = latest_readings(meter_values)
+    if ts is None:
+        return
+    evse = s.state.evse(evse_id)
+    if evse.metered_at is not None and ts < evse.metered_at:
+        return
+    for field, value in readings.items():
+        setattr(evse, field, value)
+    evse.metered_at = ts
+    s.central.emit("meter", s.station_id, {"evse_id": evse_id, "at": ts, **readings})
+
+
+async def transaction_event(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+    central = s.central
+    tx = p["transactionInfo"]
+    tx_id = tx["transactionId"]
+    evse_id = (p.get("evse") or {}).get("id")
+    inserted, row = await central.store.apply_transaction_event(s.station_id, p)
+    response: dict[str, Any] = {}
+    allowed = None
+    if "idToken" in p:
+        info, allowed = await token_info(s, p["idToken"])
+        response["idTokenInfo"] = info
+    if not inserted:
+        s.log.info("duplicate TransactionEvent acknowledged", transaction=tx_id, seq_no=p["seqNo"])
+        return response
+    if evse_id is None:
+        known = s.state.evse_of_transaction(tx_id)
+        evse_id = known.evse_id if known else row.evse_id
+    if evse_id is not None:
+        evse = s.state.evse(evse_id)
+        newest = p["seqNo"] >= row.last_seq_no
+        if row.state == "Ended":
+            if evse.transaction_id == tx_id:
+                evse.transaction_id = None
+                evse.charging_needs = None
+                evse.allowed_energy_transfer = None
+                evse.power_import_w = evse.power_export_w = 0.0
+        elif newest:
+            evse.transaction_id = tx_id
+            if "chargingState" in tx:
+                evse.charging_state = tx["chargingState"]
+            if "operationMode" in tx:
+                evse.operation_mode = tx["operationMode"]
+            if "idToken" in p:
+                evse.id_token = p["idToken"]["idToken"]
+        if allowed and s.version == "2.1" and evse.allowed_energy_transfer is None and row.state != "Ended":
+            evse.allowed_energy_transfer = allowed
+        if p.get("meterValue") and not p.get("offline", False):
+            _apply_live_meter(s, evse_id, p["meterValue"])
+    central.emit(
+        "transaction",
+        s.station_id,
+        {
+            "transaction_id": tx_id,
+            "event_type": p["eventType"],
+            "evse_id": evse_id,
+            "offline": p.get("offline", False),
+            "state": row.state,
+            "trigger": p["triggerReason"],
+        },
+    )
+    return response
+
+
+async def meter_values(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+    evse_id = p["evseId"]
+    evse = s.state.evses.get(evse_id)
+    tx_id = evse.transaction_id if evse is not None else None
+    s.central.store.add_meter_values(s.station_id, evse_id, tx_id, p["meterValue"])
+    if evse_id > 0:
+        _apply_live_meter(s, evse_id, p["meterValue"])
+    return {}
+
+
+HANDLERS = {"TransactionEvent": transaction_event, "MeterValues": meter_values}

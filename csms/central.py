@@ -1,0 +1,303 @@
+"""The running CSMS: OCPP server, live station state, store and the hooks other parts use.
+
+``CentralSystem`` is what the HTTP API, the CLI's ``serve`` command, dispatch and the tests
+hold. Its Python API for one station (``call``, ``session``, ``state``) raises typed errors:
+:class:`StationOffline`, and the OCPP errors of :mod:`csms.ocpp.errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import structlog
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from csms import metrics
+from csms.blocks import all_handlers
+from csms.clock import Clock
+from csms.config import Settings
+from csms.domain.station import BootState, StationState
+from csms.logging import debug_enabled
+from csms.ocpp.errors import OcppError
+from csms.server import credentials
+from csms.server.connection import (
+    SUPPORTED_SUBPROTOCOLS,
+    VERSION_OF,
+    make_process_request,
+    select_subprotocol,
+)
+from csms.server.session import StationSession
+from csms.store.repository import Store
+
+log = structlog.get_logger("csms.central")
+
+CLOSE_REPLACED = 4000  # private-use close code: a newer connection took over this station id
+
+
+class StationOffline(OcppError):
+    def __init__(self, station_id: str):
+        super().__init__(f"station {station_id} is not connected")
+        self.station_id = station_id
+
+
+class UnknownStation(OcppError):
+    def __init__(self, station_id: str):
+        super().__init__(f"unknown station {station_id}")
+        self.station_id = station_id
+
+
+Listener = Callable[[str, str, dict[str, Any]], None]
+"""``listener(kind, station_id, data)``; kinds: connected, disconnected, boot, status, meter,
+transaction, needs, profile."""
+
+
+class CentralSystem:
+    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or Clock(settings.clock.epoch, settings.clock.speed)
+        self.store: Store | None = None
+        self.states: dict[str, StationState] = {}
+        self.sessions: dict[str, StationSession] = {}
+        self._passwords: dict[str, str | None] = {}
+        self._policy: dict[str, str] = {}
+        self._verified = credentials.VerifiedCache()
+        self._listeners: list[Listener] = []
+        self._server: Server | None = None
+        self._closed: dict[str, asyncio.Event] = {}
+        self._bg: set[asyncio.Task[Any]] = set()
+        self.handlers = all_handlers()
+        self.extensions: dict[str, Any] = {}  # smart charging, dispatch, ... attach here
+        self.port: int | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = await Store.open(s.database_url, frame_log_limit=s.storage.frame_log_limit)
+        await self._load_stations()
+        ssl_ctx = None
+        if s.security.profile == 2:
+            if not (s.security.tls_cert_file and s.security.tls_key_file):
+                raise ValueError("security.profile = 2 needs security.tls_cert_file and security.tls_key_file")
+            ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ssl_ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+            ssl_ctx.load_cert_chain(s.security.tls_cert_file, s.security.tls_key_file)
+        self._server = await serve(
+            self._handle,
+            s.server.host,
+            s.server.port,
+            process_request=make_process_request(self),
+            select_subprotocol=select_subprotocol,
+            subprotocols=list(SUPPORTED_SUBPROTOCOLS),  # type: ignore[arg-type]
+            ping_interval=s.server.ping_interval,
+            ping_timeout=s.server.ping_timeout,
+            compression="deflate" if s.server.compression else None,
+            max_size=s.server.max_message_size,
+            ssl=ssl_ctx,
+            server_header="csms",
+        )
+        sock = next(iter(self._server.sockets))
+        self.port = sock.getsockname()[1]
+        log.info("ocpp server listening", host=s.server.host, port=self.port, tls=ssl_ctx is not None)
+
+    async def stop(self) -> None:
+        """Stop accepting, close every connection with 1001, flush pending writes."""
+        if self._server is not None:
+            # websockets closes every open connection with 1001 (going away)
+            self._server.close(close_connections=True)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(10):
+                    await self._server.wait_closed()
+            self._server = None
+        for task in list(self._bg):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 5)
+        if self.store is not None:
+            await self.store.close()
+            self.store = None
+        log.info("ocpp server stopped")
+
+    async def _load_stations(self) -> None:
+        assert self.store is not None
+        offset = 0
+        while True:
+            rows = await self.store.list_stations(limit=1000, offset=offset)
+            for row in rows:
+                self._passwords[row.id] = row.password_hash
+                self._policy[row.id] = (row.meta or {}).get("boot_policy", self.settings.boot.default_policy)
+                st = self.state(row.id)
+                st.boot = BootState(row.boot_status) if row.boot_status else BootState.UNKNOWN
+                st.ocpp_version = row.ocpp_version
+                st.capabilities = row.capabilities
+            if len(rows) < 1000:
+                break
+            offset += 1000
+        # connection flags left over from a crash are stale
+        for sid in self._passwords:
+            self.background(self.store.set_connected(sid, False, self.clock.now()))
+
+    # ------------------------------------------------------------------ registration
+    async def register_station(
+        self, station_id: str, password: str | None = None, *, boot_policy: str | None = None
+    ) -> None:
+        """Register (or update) a station; ``password`` is checked (16-40 chars) and hashed."""
+        assert self.store is not None
+        fields: dict[str, Any] = {}
+        if password is not None:
+            fields["password_hash"] = credentials.hash_password(password, self.settings.security.pbkdf2_iterations)
+        policy = boot_policy or self._policy.get(station_id) or self.settings.boot.default_policy
+        existing = await self.store.get_station(station_id)
+        meta = dict((existing.meta if existing else None) or {})
+        meta["boot_policy"] = policy
+        fields["meta"] = meta
+        if existing is None:
+            fields["registered_at"] = self.clock.now()
+        await self.store.upsert_station(station_id, **fields)
+        if "password_hash" in fields:
+            self._passwords[station_id] = fields["password_hash"]
+            self._verified.forget(station_id)
+        else:
+            self._passwords.setdefault(station_id, existing.password_hash if existing else None)
+        self._policy[station_id] = policy
+        self.state(station_id)
+
+    def boot_policy(self, station_id: str) -> str:
+        return self._policy.get(station_id, self.settings.boot.default_policy)
+
+    async def set_boot_policy(self, station_id: str, policy: str) -> None:
+        await self.register_station(station_id, boot_policy=policy)
+
+    def known(self, station_id: str) -> bool:
+        return station_id in self._passwords
+
+    async def admit(self, station_id: str, creds: tuple[str, str] | None) -> str:
+        """Handshake decision: "ok", "unknown" (404) or "unauthorized" (401)."""
+        if station_id not in self._passwords:
+            if not self.settings.security.auto_register:
+                return "unknown"
+            if creds is None or creds[0] != station_id:
+                return "unauthorized"
+            try:
+                credentials.check_password_rules(creds[1])
+            except credentials.CredentialError:
+                return "unauthorized"
+            await self.register_station(station_id, creds[1], boot_policy="pending")
+            log.info("station auto-registered (Pending until an operator accepts it)", station=station_id)
+            return "ok"
+        stored = self._passwords[station_id]
+        if stored is None:
+            return "ok" if creds is None or creds[0] == station_id else "unauthorized"
+        if creds is None or creds[0] != station_id:
+            return "unauthorized"
+        if self._verified.hit(station_id, creds[1], stored):
+            return "ok"
+        if credentials.verify_password(creds[1], stored):
+            self._verified.remember(station_id, creds[1], stored)
+            return "ok"
+        log.warning("station failed authentication", station=station_id)
+        return "unauthorized"
+
+    # ------------------------------------------------------------------ connections
+    def state(self, station_id: str) -> StationState:
+        st = self.states.get(station_id)
+        if st is None:
+            st = self.states[station_id] = StationState(station_id)
+        return st
+
+    def observer_for(self, station_id: str) -> metrics.StationObserver:
+        assert self.store is not None
+        debug = structlog.get_logger("csms.frames").bind(station=station_id) if debug_enabled() else None
+        return metrics.StationObserver(station_id, self.store.log_frame, self.clock, debug)
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        station_id: str = ws.station_id  # type: ignore[attr-defined]
+        if ws.subprotocol is None:
+            log.warning("no common OCPP subprotocol; closing", station=station_id)
+            await ws.close(1002, "no supported OCPP subprotocol (ocpp2.1, ocpp2.0.1)")
+            return
+        old = self.sessions.get(station_id)
+        if old is not None:
+            log.info("new connection replaces the old one", station=station_id)
+            done = self._closed.get(station_id)
+            await old.ws.close(CLOSE_REPLACED, "replaced by a new connection")
+            if done is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done.wait(), 10)
+        version = VERSION_OF[ws.subprotocol]
+        state = self.state(station_id)
+        session = StationSession(self, ws, station_id, version, state)
+        self.sessions[station_id] = session
+        closed = self._closed[station_id] = asyncio.Event()
+        now = self.clock.now()
+        state.connected, state.connected_since, state.last_seen = True, now, now
+        if state.ocpp_version != version:
+            state.ocpp_version = version
+        metrics.CONNECTED.inc()
+        assert self.store is not None
+        self.background(self.store.set_connected(station_id, True, now))
+        self.emit("connected", station_id, {"version": version})
+        session.log.info("station connected", ocpp=version)
+        try:
+            async for message in ws:
+                await session.endpoint.feed(message)
+        except ConnectionClosed:
+            pass
+        finally:
+            session.endpoint.close()
+            metrics.CONNECTED.dec()
+            if self.sessions.get(station_id) is session:
+                del self.sessions[station_id]
+                state.connected = False
+                if self.store is not None:
+                    self.background(self.store.set_connected(station_id, False, self.clock.now()))
+                self.emit("disconnected", station_id, {})
+            session.log.info("station disconnected", code=ws.close_code, reason=ws.close_reason)
+            closed.set()
+
+    def session(self, station_id: str) -> StationSession:
+        sess = self.sessions.get(station_id)
+        if sess is None:
+            if station_id not in self._passwords:
+                raise UnknownStation(station_id)
+            raise StationOffline(station_id)
+        return sess
+
+    async def call(
+        self, station_id: str, action: str, payload: dict[str, Any], *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Send one CALL to a station; raises StationOffline / UnknownStation / OCPP errors."""
+        return await self.session(station_id).call(action, payload, timeout=timeout)
+
+    # ------------------------------------------------------------------ events
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def emit(self, kind: str, station_id: str, data: dict[str, Any]) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(kind, station_id, data)
+            except Exception:
+                log.exception("listener failed", kind=kind, station=station_id)
+
+    def background(self, coro: Any) -> asyncio.Task[Any]:
+        """Run a coroutine without blocking the caller; failures are logged, never lost silently."""
+        task = asyncio.ensure_future(coro)
+        self._bg.add(task)
+
+        def _done(t: asyncio.Task[Any]) -> None:
+            self._bg.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("background task failed", error=repr(t.exception()))
+
+        task.add_done_callback(_done)
+        return task
+
+    def now(self) -> datetime:
+        return self.clock.now()

@@ -1,0 +1,170 @@
+"""Settings: one commented TOML file (``configs/csms.toml``), overridden by environment.
+
+Precedence: environment variables (``CSMS_<SECTION>__<KEY>``, e.g. ``CSMS_SERVER__PORT``)
+> the TOML file > built-in defaults. Unknown keys and bad values are refused with the key
+path and the file name, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "csms.toml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(_Section):
+    host: str = "0.0.0.0"
+    port: int = Field(9000, ge=0, le=65535, description="0 picks a free port")
+    ping_interval: float | None = Field(30.0, gt=0, description="WebSocket ping interval, s; none disables")
+    ping_timeout: float | None = Field(20.0, gt=0)
+    call_timeout: float = Field(30.0, gt=0, description="seconds to wait for a station's answer")
+    queue_timeout: float = Field(120.0, gt=0, description="seconds a call may wait behind others")
+    compression: bool = True
+    max_message_size: int = Field(1 << 20, ge=1024)
+    validate_messages: bool = True
+
+
+class SecuritySettings(_Section):
+    profile: Literal[1, 2] = 1
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    auto_register: bool = False
+    pbkdf2_iterations: int = Field(1_000, ge=1)
+
+
+class BootSettings(_Section):
+    heartbeat_interval: int = Field(300, ge=1)
+    pending_retry_interval: int = Field(60, ge=1)
+    default_policy: Literal["accept", "pending", "reject"] = "accept"
+
+
+class StorageSettings(_Section):
+    url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite file in the data directory")
+    frame_log_limit: int = Field(500, ge=0)
+
+
+class LogSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    json_output: bool = Field(False, alias="json")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ClockSettings(_Section):
+    speed: float = Field(1.0, gt=0)
+    epoch: datetime | None = None
+
+    @field_validator("epoch")
+    @classmethod
+    def _aware(cls, v: datetime | None) -> datetime | None:
+        if v is not None and v.tzinfo is None:
+            raise ValueError("epoch needs a UTC offset, e.g. 2026-06-01T16:00:00Z")
+        return v
+
+
+class ApiSettings(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+
+
+class V2XSettings(_Section):
+    allowed_energy_transfer: list[str] = Field(default_factory=lambda: ["DC_BPT"])
+    allow_unknown_tokens: bool = False
+
+
+class DispatchSettings(_Section):
+    control_interval_s: float = Field(60.0, gt=0)
+    reserve_margin: float = Field(0.05, ge=0, lt=1)
+    stack_level: int = Field(5, ge=0)
+    max_offline_duration_s: int = Field(900, ge=1)
+    site_export_limit_kw: float | None = Field(None, ge=0)
+    site_import_limit_kw: float | None = Field(None, ge=0)
+    solver_time_budget_s: float = Field(2.0, gt=0)
+
+
+class MqttSettings(_Section):
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    username: str | None = None
+    password: str | None = None
+    event_topic: str = "csms/grid/events"
+    status_topic: str = "csms/grid/status"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CSMS_", env_nested_delimiter="__", extra="forbid")
+
+    data_dir: Path = Path("data")
+    server: ServerSettings = ServerSettings()
+    security: SecuritySettings = SecuritySettings()
+    boot: BootSettings = BootSettings()
+    storage: StorageSettings = StorageSettings()
+    log: LogSettings = LogSettings()
+    clock: ClockSettings = ClockSettings()
+    api: ApiSettings = ApiSettings()
+    v2x: V2XSettings = V2XSettings()
+    dispatch: DispatchSettings = DispatchSettings()
+    mqtt: MqttSettings = MqttSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # environment overrides the file (passed as init kwargs), which overrides defaults
+        return env_settings, init_settings
+
+    @property
+    def database_url(self) -> str:
+        return self.storage.url or f"sqlite+aiosqlite:///{(self.data_dir / 'csms.db').resolve()}"
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased for the operator: file, key, what is wrong."""
+
+
+def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
+    """Load settings from ``path`` (default ``configs/csms.toml`` if it exists)."""
+    file = Path(path) if path is not None else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
+    data: dict[str, Any] = {}
+    if file is not None:
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{file}: configuration file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    for key, value in overrides.items():
+        section, _, name = key.partition("__")
+        if name:
+            data.setdefault(section, {})[name] = value
+        else:
+            data[key] = value
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        where = str(file) if file is not None else "settings"
+        problems = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            if err["type"] == "extra_forbidden":
+                problems.append(f"{where}: unknown key '{loc}'")
+            else:
+                problems.append(f"{where}: {loc}: {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError("\n".join(problems)) from None

@@ -1,0 +1,451 @@
+"""Linear-programming dispatch (HiGHS via ``highspy``).
+
+Two equivalent formulations are built with numpy arrays and passed to HiGHS in
+one call (``passModel`` of a row-wise ``HighsLp``).
+
+Full formulation (all powers grid side, kW; energies kWh; ``dt`` step length, h)
+-------------------------------------------------------------------------------
+Variables, for every car ``i`` and every step ``t`` it is available for:
+
+* ``c[i,t] in [0, max_charge_kw]`` charging power;
+* ``d[i,t] in [0, (1 - r_t) * max_discharge_kw]`` discharging power, only on
+  event steps and only for cars allowed to discharge (not below their floor,
+  not infeasible-need); ``r_t`` is the event's reserve margin;
+* ``e[i,t] in [floor_i, capacity_i]`` battery energy at the end of the step.
+
+Per step: ``X[t] in [x_lo, x_hi]`` net fleet export (hard bounds from the site
+limits and the event's ``max_kw`` / no-overshoot cap); ``su[t], so[t] >= 0`` the
+shortfall / overshoot against the step's reference; one ``z >= 0``; per car a
+departure slack ``u[i] >= 0`` and four fairness pieces ``y[i,k]``.
+
+Constraints::
+
+    e[i,t] = e[i,t-1] + eta_c * c[i,t] * dt - d[i,t] / eta_d * dt      (e[i,a_i - 1] = e0_i)
+    X[t]   = sum_i d[i,t] - sum_i c[i,t]
+    X[t] + su[t] - so[t] = ref[t]                                     (steps with a reference)
+    su[t] <= ref[t] * z                                               (tracked steps, ref > 0)
+    e[i, last_i] + u[i] >= req_i                                      (departure / horizon end)
+    sum_t d[i,t] * dt = sum_k y[i,k],   0 <= y[i,k] <= A_i / 4 (k < 3)
+
+Objective (minimise)::
+
+    sum_t dt * (w_under[t] * su[t] + w_over[t] * so[t])               tracking |ref - X|, weight 1
+    + 1e3 * sum_i u[i]                                                driver guarantee (soft only so
+                                                                      the LP is always feasible)
+    + 1e-3 * sum (c + d) * dt                                         wear: no needless cycling
+    + 1e-4 * sum c * dt * t / T                                       charge as early as possible
+    + 1e-3 * sum_i sum_k (k+1)/4 * y[i,k]                             spread discharge across cars
+                                                                      proportionally to available
+                                                                      energy A_i (convex piecewise)
+    + 1e-2 * (sum ref dt) * z                                         spread any shortfall flat
+
+``req_i`` is the promised departure energy, lowered to what charging at full
+power can reach when the promise is infeasible (the car then gets no
+discharge and is reported in ``Plan.infeasible_need``).
+
+Compact formulation (used whenever it is exact)
+-----------------------------------------------
+The full model has ~3 columns and an energy chain per car-step; simplex then
+needs about one pivot per car-step (15k pivots for 200 cars x 96 steps, >1 s).
+When the events form one contiguous block of tracked (export / load
+reduction) steps and no site import limit binds outside it, the same optimum
+is found with far fewer rows:
+
+* outside the block a car only charges, and when it does so does not matter to
+  the objective beyond the "early" tie-break: two per-car variables replace the
+  per-step ones, ``C_pre`` (kWh charged before the block, at most
+  ``max_charge_kw`` x available hours before it and at most up to capacity) and
+  ``C_post`` (after the block, at most ``max_charge_kw`` x hours left);
+* inside the block a car either only discharges or only charges: a car that
+  can reach its departure requirement by charging outside the block never
+  charges inside it (charging during a tracked step costs tracking error one
+  for one, and a discharge-then-recharge cycle inside the block loses
+  ``1 - eta_c * eta_d`` of the energy), and a car that cannot (a "charger")
+  never discharges (it would have to recharge even more inside the block).
+  A discharging car's energy therefore falls monotonically through the block,
+  so the floor needs one row per car at its last block step instead of one
+  bound per step, and no energy variables are needed at all::
+
+      eta_c * C_pre - sum_t d[i,t] * dt / eta_d                >= floor_i - e0_i
+      eta_c * (C_pre + sum_t c[i,t] * dt + C_post)
+          - sum_t d[i,t] * dt / eta_d + u[i]                   >= req_i - e0_i
+
+The schedule is rebuilt by charging ``C_pre`` and ``C_post`` as early as
+possible in their windows. Otherwise (several disjoint events, import-limit
+events, a binding site import limit) the full formulation is used.
+
+Minimum stable discharge power
+------------------------------
+``d = 0 or d >= min`` is non-convex. It is handled after the solve:
+discharges strictly between 0 and the minimum are rounded -- to 0 below half
+the minimum, up to the minimum otherwise -- by changing the column bounds
+(``d`` fixed to 0, or lower bound = minimum) and re-solving from the previous
+basis, up to ``MIN_POWER_ROUNDS`` times. A round that makes the LP infeasible
+or costs a driver energy is undone by fixing those columns to 0 instead.
+Whatever is still below the minimum afterwards is set to 0 by
+:func:`csms.dispatch.planner_core.repair` (which only raises SoC paths), and
+:func:`csms.dispatch.planner_core.top_up` re-assigns the lost export to cars
+already discharging at that step when their energy allows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import highspy
+import numpy as np
+
+from csms.dispatch.planner_core import Problem
+
+MIN_POWER_ROUNDS = 4
+W_DEPARTURE = 1e3
+W_THROUGHPUT = 1e-3
+W_EARLY = 1e-4
+W_FAIR = 1e-3
+W_FLAT = 1e-2
+N_FAIR = 4
+
+
+@dataclass
+class LPResult:
+    """Outcome of :func:`solve_lp`: net power matrix (None when not solved), status and timing."""
+
+    power: np.ndarray | None
+    status: str
+    optimal: bool
+    solve_time_s: float
+    notes: list[str]
+    formulation: str
+
+
+class _Builder:
+    """Accumulates columns, rows and coefficients as numpy arrays; emits a row-wise ``HighsLp``."""
+
+    def __init__(self) -> None:
+        self.n_col = 0
+        self.n_row = 0
+        self._cost: list[np.ndarray] = []
+        self._lo: list[np.ndarray] = []
+        self._hi: list[np.ndarray] = []
+        self._rlo: list[np.ndarray] = []
+        self._rhi: list[np.ndarray] = []
+        self._r: list[np.ndarray] = []
+        self._c: list[np.ndarray] = []
+        self._v: list[np.ndarray] = []
+
+    def cols(self, n: int, cost: object = 0.0, lo: object = 0.0, hi: object = np.inf) -> np.ndarray:
+        idx = np.arange(self.n_col, self.n_col + n)
+        self._cost.append(np.broadcast_to(np.asarray(cost, dtype=float), (n,)))
+        self._lo.append(np.broadcast_to(np.asarray(lo, dtype=float), (n,)))
+        self._hi.append(np.broadcast_to(np.asarray(hi, dtype=float), (n,)))
+        self.n_col += n
+        return idx
+
+    def rows(self, n: int, lo: object = -np.inf, hi: object = np.inf) -> np.ndarray:
+        idx = np.arange(self.n_row, self.n_row + n)
+        self._rlo.append(np.broadcast_to(np.asarray(lo, dtype=float), (n,)))
+        self._rhi.append(np.broadcast_to(np.asarray(hi, dtype=float), (n,)))
+        self.n_row += n
+        return idx
+
+    def coef(self, rows: np.ndarray, cols: np.ndarray, vals: object) -> None:
+        rows = np.asarray(rows, dtype=np.int64)
+        self._r.append(rows)
+        self._c.append(np.asarray(cols, dtype=np.int64))
+        self._v.append(np.broadcast_to(np.asarray(vals, dtype=float), rows.shape))
+
+    def col_upper(self) -> np.ndarray:
+        return np.concatenate(self._hi) if self._hi else np.zeros(0)
+
+    def lp(self) -> highspy.HighsLp:
+        rows = np.concatenate(self._r) if self._r else np.zeros(0, dtype=np.int64)
+        cols = np.concatenate(self._c) if self._c else np.zeros(0, dtype=np.int64)
+        vals = np.concatenate(self._v) if self._v else np.zeros(0)
+        order = np.argsort(rows, kind="stable")
+        start = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=self.n_row))]).astype(np.int32)
+        lp = highspy.HighsLp()
+        lp.num_col_ = self.n_col
+        lp.num_row_ = self.n_row
+        lp.col_cost_ = np.concatenate(self._cost)
+        lp.col_lower_ = np.concatenate(self._lo)
+        lp.col_upper_ = np.concatenate(self._hi)
+        lp.row_lower_ = np.concatenate(self._rlo) if self._rlo else np.zeros(0)
+        lp.row_upper_ = np.concatenate(self._rhi) if self._rhi else np.zeros(0)
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+        lp.a_matrix_.num_col_ = self.n_col
+        lp.a_matrix_.num_row_ = self.n_row
+        lp.a_matrix_.start_ = start
+        lp.a_matrix_.index_ = cols[order].astype(np.int32)
+        lp.a_matrix_.value_ = vals[order].astype(np.float64)
+        return lp
+
+
+@dataclass
+class _Model:
+    """An LP plus what the solve loop needs to know about it."""
+
+    builder: _Builder
+    d_cols: np.ndarray  # discharge columns
+    d_min: np.ndarray  # their minimum stable power
+    u_cols: np.ndarray  # departure slack columns
+    extract: Callable[[np.ndarray], np.ndarray]  # solution -> (N, T) net power
+    name: str
+
+
+def _tracking_block(b: _Builder, problem: Problem, steps: np.ndarray) -> np.ndarray:
+    """Columns X[t] and su/so/z with their rows for ``steps``; returns the balance row of each step."""
+    dt = problem.dt_h
+    x = b.cols(steps.size, 0.0, problem.x_lo[steps], problem.x_hi[steps])
+    bal = b.rows(steps.size, 0.0, 0.0)
+    b.coef(bal, x, -1.0)
+    has_ref = ~np.isnan(problem.ref_kw[steps])
+    rs = steps[has_ref]
+    ref = problem.ref_kw[rs]
+    su = b.cols(rs.size, problem.w_under[rs] * dt[rs])
+    so = b.cols(rs.size, problem.w_over[rs] * dt[rs])
+    rr = b.rows(rs.size, ref, ref)
+    b.coef(rr, x[has_ref], 1.0)
+    b.coef(rr, su, 1.0)
+    b.coef(rr, so, -1.0)
+    flat = problem.track[rs] & (ref > 0)
+    if flat.any():
+        z = b.cols(1, W_FLAT * float(np.sum(ref[flat] * dt[rs][flat])))
+        fr = b.rows(int(flat.sum()), -np.inf, 0.0)
+        b.coef(fr, su[flat], 1.0)
+        b.coef(fr, np.full(fr.size, z[0]), -ref[flat])
+    return bal
+
+
+def _fairness(b: _Builder, problem: Problem, d_cols: np.ndarray, d_car: np.ndarray, d_dt: np.ndarray) -> None:
+    """Convex piecewise penalty on each car's discharged energy relative to what it has available."""
+    if d_cols.size == 0:
+        return
+    cars, q_of = np.unique(d_car, return_inverse=True)
+    ev_h = np.bincount(q_of, weights=d_dt)  # hours the car may discharge
+    own = np.maximum(problem.e0[cars] - problem.lb[cars], 0.0) * problem.eta_d[cars]
+    avail = np.maximum(0.1, np.minimum(own, problem.dmax[cars] * ev_h))
+    n_q = cars.size
+    hi = np.repeat(avail / N_FAIR, N_FAIR)
+    hi[N_FAIR - 1 :: N_FAIR] = np.inf
+    y = b.cols(N_FAIR * n_q, np.tile(W_FAIR * (np.arange(N_FAIR) + 1) / N_FAIR, n_q), 0.0, hi)
+    fr = b.rows(n_q, 0.0, 0.0)
+    b.coef(fr[q_of], d_cols, d_dt)
+    b.coef(np.repeat(fr, N_FAIR), y, -1.0)
+
+
+def _pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(car, step) pairs for per-car step ranges ``[a_i, b_i)``; also the offset of each car's first pair."""
+    n_i = np.maximum(b - a, 0)
+    k = int(n_i.sum())
+    offsets = np.concatenate([[0], np.cumsum(n_i)])[:-1]
+    car = np.repeat(np.arange(a.size), n_i)
+    step = a[car] + (np.arange(k) - offsets[car])
+    return car, step, offsets
+
+
+def _margin(problem: Problem, cars: np.ndarray) -> np.ndarray:
+    """Tiny safety margin on departure rows (never beyond what is reachable)."""
+    return np.clip(problem.reachable[cars] - problem.req[cars], 0.0, 1e-6)
+
+
+def _full_model(problem: Problem) -> _Model:
+    n, n_t = problem.n_cars, problem.n_steps
+    dt = problem.dt_h
+    b = _Builder()
+    car, step, offsets = _pairs(problem.a, problem.b)
+    k = car.size
+    n_i = np.maximum(problem.b - problem.a, 0)
+    present = np.flatnonzero(n_i > 0)
+    dub = problem.dmax_steps()[car, step]
+    pd = np.flatnonzero(dub > 0)
+    mid = (np.cumsum(dt) - 0.5 * dt) / max(float(dt.sum()), 1e-9)
+
+    c = b.cols(k, W_THROUGHPUT * dt[step] + W_EARLY * dt[step] * mid[step], 0.0, problem.cmax[car])
+    d = b.cols(pd.size, W_THROUGHPUT * dt[step[pd]], 0.0, dub[pd])
+    e = b.cols(k, 0.0, problem.lb[car], problem.cap[car])
+    first = np.zeros(k, dtype=bool)
+    first[offsets[present]] = True
+    dyn = b.rows(k, np.where(first, problem.e0[car], 0.0), np.where(first, problem.e0[car], 0.0))
+    b.coef(dyn, e, 1.0)
+    b.coef(dyn[~first], e[np.flatnonzero(~first) - 1], -1.0)
+    b.coef(dyn, c, -problem.eta_c[car] * dt[step])
+    b.coef(dyn[pd], d, dt[step[pd]] / problem.eta_d[car[pd]])
+    bal = _tracking_block(b, problem, np.arange(n_t))
+    b.coef(bal[step], c, -1.0)
+    b.coef(bal[step[pd]], d, 1.0)
+    u = b.cols(present.size, W_DEPARTURE)
+    dep = b.rows(present.size, problem.req[present] + _margin(problem, present), np.inf)
+    b.coef(dep, e[offsets[present] + n_i[present] - 1], 1.0)
+    b.coef(dep, u, 1.0)
+    _fairness(b, problem, d, car[pd], dt[step[pd]])
+
+    def extract(sol: np.ndarray) -> np.ndarray:
+        p = np.zeros((n, n_t))
+        p[car, step] = sol[c]
+        p[car[pd], step[pd]] -= sol[d]
+        return p
+
+    return _Model(b, d, problem.dmin[car[pd]], u, extract, "full")
+
+
+def compact_applicable(problem: Problem) -> bool:
+    """True when the compact formulation is exact for ``problem`` (see the module docstring)."""
+    ev = np.flatnonzero(problem.seg_idx >= 0)
+    if ev.size == 0 or ev[-1] - ev[0] + 1 != ev.size:
+        return False
+    if not np.all(problem.track[ev]):
+        return False
+    outside = problem.seg_idx < 0
+    total_charge = float(problem.cmax.sum())
+    return bool(np.all(problem.x_lo[outside] <= -total_charge - 1e-9))
+
+
+def _asap(amount: np.ndarray, window: np.ndarray, rate: np.ndarray, dt: np.ndarray) -> np.ndarray:
+    """Spread ``amount`` kWh per car over the steps of ``window`` (N, T) as early as possible at ``rate`` kW."""
+    cap_e = window * rate[:, None] * dt[None, :]
+    before = np.cumsum(cap_e, axis=1) - cap_e
+    energy = np.clip(amount[:, None] - before, 0.0, cap_e)
+    return np.where(window, energy / dt[None, :], 0.0)
+
+
+def _compact_model(problem: Problem) -> _Model:
+    n, n_t = problem.n_cars, problem.n_steps
+    dt = problem.dt_h
+    cum_h = np.concatenate([[0.0], np.cumsum(dt)])
+    ev = np.flatnonzero(problem.seg_idx >= 0)
+    s0, s1 = int(ev[0]), int(ev[-1]) + 1
+    a, bb = problem.a, problem.b
+    pre_h = np.maximum(cum_h[np.clip(np.minimum(bb, s0), 0, n_t)] - cum_h[a], 0.0)
+    post_h = np.maximum(cum_h[bb] - cum_h[np.clip(np.maximum(a, s1), 0, n_t)], 0.0)
+    ea, eb = np.maximum(a, s0), np.minimum(bb, s1)
+    present = np.flatnonzero(bb > a)
+    eta_c, eta_d, cmax = problem.eta_c, problem.eta_d, problem.cmax
+    pre_max = np.minimum(cmax * pre_h, np.maximum(problem.cap - problem.e0, 0.0) / eta_c)
+    e_nonev = np.minimum(problem.cap, problem.e0 + eta_c * pre_max + eta_c * cmax * post_h)
+    charger = (problem.req > e_nonev + 1e-9) & (eb > ea)
+
+    b = _Builder()
+    car, step, _ = _pairs(ea, eb)
+    dub = problem.dmax_steps()[car, step]
+    pd = np.flatnonzero((dub > 0) & ~charger[car])
+    pc = np.flatnonzero(charger[car])
+    mid = (np.cumsum(dt) - 0.5 * dt) / max(float(dt.sum()), 1e-9)
+    pre_mid = 0.5 * (cum_h[a] + cum_h[np.clip(np.minimum(bb, s0), 0, n_t)]) / max(cum_h[-1], 1e-9)
+    post_mid = 0.5 * (cum_h[np.clip(np.maximum(a, s1), 0, n_t)] + cum_h[bb]) / max(cum_h[-1], 1e-9)
+
+    d = b.cols(pd.size, W_THROUGHPUT * dt[step[pd]], 0.0, dub[pd])
+    c = b.cols(pc.size, W_THROUGHPUT * dt[step[pc]] + W_EARLY * dt[step[pc]] * mid[step[pc]], 0.0, cmax[car[pc]])
+    p = present
+    c_pre = b.cols(p.size, W_THROUGHPUT + W_EARLY * pre_mid[p], 0.0, pre_max[p])
+    c_post = b.cols(p.size, W_THROUGHPUT + W_EARLY * post_mid[p], 0.0, cmax[p] * post_h[p])
+    u = b.cols(p.size, W_DEPARTURE)
+    row_of = np.full(n, -1, dtype=np.int64)
+    row_of[p] = np.arange(p.size)
+    # departure rows
+    dep = b.rows(p.size, problem.req[p] - problem.e0[p] + _margin(problem, p), np.inf)
+    b.coef(dep, c_pre, eta_c[p])
+    b.coef(dep, c_post, eta_c[p])
+    b.coef(dep, u, 1.0)
+    b.coef(dep[row_of[car[pc]]], c, eta_c[car[pc]] * dt[step[pc]])
+    b.coef(dep[row_of[car[pd]]], d, -dt[step[pd]] / eta_d[car[pd]])
+    # floor rows for discharging cars (energy is monotone inside the block)
+    dcars = np.unique(car[pd])
+    fl = b.rows(dcars.size, problem.lb[dcars] - problem.e0[dcars], np.inf)
+    fl_of = np.full(n, -1, dtype=np.int64)
+    fl_of[dcars] = np.arange(dcars.size)
+    b.coef(fl, c_pre[row_of[dcars]], eta_c[dcars])
+    b.coef(fl[fl_of[car[pd]]], d, -dt[step[pd]] / eta_d[car[pd]])
+    # tracking
+    bal = _tracking_block(b, problem, np.arange(s0, s1))
+    b.coef(bal[step[pc] - s0], c, -1.0)
+    b.coef(bal[step[pd] - s0], d, 1.0)
+    _fairness(b, problem, d, car[pd], dt[step[pd]])
+
+    steps = np.arange(n_t)
+    avail = (steps[None, :] >= a[:, None]) & (steps[None, :] < bb[:, None])
+    pre_win = avail & (steps[None, :] < s0)
+    post_win = avail & (steps[None, :] >= s1)
+
+    def extract(sol: np.ndarray) -> np.ndarray:
+        out = np.zeros((n, n_t))
+        out[car[pc], step[pc]] = sol[c]
+        out[car[pd], step[pd]] = -sol[d]
+        pre = np.zeros(n)
+        post = np.zeros(n)
+        pre[p] = sol[c_pre]
+        post[p] = sol[c_post]
+        out += _asap(pre, pre_win, cmax, dt) + _asap(post, post_win, cmax, dt)
+        return out
+
+    return _Model(b, d, problem.dmin[car[pd]], u, extract, "compact")
+
+
+def solve_lp(
+    problem: Problem,
+    *,
+    time_budget_s: float | None = None,
+    threads: int | None = None,
+    formulation: str = "auto",
+) -> LPResult:
+    """Build and solve the LP (compact when exact, else full); returns the net power matrix (N, T).
+
+    ``formulation`` may force ``"full"`` or ``"compact"`` (the latter only when
+    :func:`compact_applicable`).
+    """
+    t_start = time.perf_counter()
+    use_compact = formulation != "full" and compact_applicable(problem)
+    model = _compact_model(problem) if use_compact else _full_model(problem)
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    if threads:
+        h.setOptionValue("threads", int(threads))
+    if time_budget_s is not None:
+        h.setOptionValue("time_limit", max(0.05, float(time_budget_s) - (time.perf_counter() - t_start)))
+    h.passModel(model.builder.lp())
+    h.run()
+    notes: list[str] = []
+    optimal = highspy.HighsModelStatus.kOptimal
+    if h.getModelStatus() != optimal:
+        status = h.modelStatusToString(h.getModelStatus())
+        return LPResult(None, status, False, time.perf_counter() - t_start, notes, model.name)
+
+    def solution() -> np.ndarray:
+        return np.asarray(h.getSolution().col_value)
+
+    sol = solution()
+    d_cols, d_min = model.d_cols, model.d_min
+    d_hi = model.builder.col_upper()[d_cols] if d_cols.size else np.zeros(0)
+    try_up = True
+    if d_cols.size and np.any(d_min > 0):
+        for rnd in range(MIN_POWER_ROUNDS):
+            dv = sol[d_cols]
+            viol = (dv > 1e-6) & (dv < d_min - 1e-6)
+            if not viol.any():
+                break
+            u_before = float(sol[model.u_cols].sum())
+            up = viol & (dv >= 0.5 * d_min) if try_up else np.zeros_like(viol)
+            off = np.flatnonzero(viol & ~up)
+            on = np.flatnonzero(up)
+            idx = np.concatenate([off, on])
+            new_lo = np.concatenate([np.zeros(off.size), d_min[on]])
+            new_hi = np.concatenate([np.zeros(off.size), d_hi[on]])
+            h.changeColsBounds(idx.size, d_cols[idx].astype(np.int32), new_lo, new_hi)
+            h.run()
+            ok = h.getModelStatus() == optimal and float(solution()[model.u_cols].sum()) <= u_before + 1e-6
+            if not ok and on.size:
+                zeros = np.zeros(on.size)
+                h.changeColsBounds(on.size, d_cols[on].astype(np.int32), zeros, zeros)
+                h.run()
+                ok = h.getModelStatus() == optimal
+                try_up = False
+                notes.append(f"min-power round {rnd + 1}: rounding up undone, {on.size} discharges set to 0")
+            if not ok:
+                notes.append("min-power re-solve failed; residual small discharges zeroed by repair")
+                break
+            sol = solution()
+        else:
+            notes.append("min-power rounding hit the round limit; residual small discharges zeroed by repair")
+    status = h.modelStatusToString(h.getModelStatus())
+    return LPResult(model.extract(sol), status, True, time.perf_counter() - t_start, notes, model.name)

@@ -1,0 +1,256 @@
+"""In-memory write-behind buffers for the hot, append-only paths.
+
+Meter values, the frame log and Heartbeat ``last_seen`` updates arrive far more often than
+anything else and nobody needs them on disk within the same millisecond. Their producers call a
+*synchronous* method that only appends to a buffer, so a message handler never waits for the
+database; one background task per writer drains the buffer every ``flush_interval`` seconds, or
+as soon as it holds ``max_rows`` rows, with a single ``executemany`` per chunk.
+
+Guarantees and limits:
+
+* ``await writer.flush()`` returns once everything added before the call is committed (a lock
+  orders it behind an in-flight background flush) and raises if the write fails.
+* A failed background write is retried on the next tick with its rows put back in front;
+  after ``MAX_ATTEMPTS`` consecutive failures the batch is dropped and logged, so one bad row
+  cannot wedge the writer. The buffer is capped at ``max_buffer`` rows (oldest dropped), so a
+  database outage costs memory only up to that cap. ``dropped`` counts what was lost.
+* ``close()`` stops the task after a last flush; adding afterwards raises ``RuntimeError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+import structlog
+
+from .payloads import parse_meter_values
+from .types import ensure_utc, utcnow
+
+log = structlog.get_logger("csms.store")
+
+T = TypeVar("T")
+Row = dict[str, Any]
+
+MAX_ATTEMPTS = 3
+
+
+class BatchWriter(Generic[T]):
+    """Generic buffered writer: ``sink(batch)`` must write one batch in one transaction."""
+
+    def __init__(
+        self,
+        name: str,
+        sink: Callable[[list[T]], Awaitable[None]],
+        *,
+        flush_interval: float = 0.5,
+        max_rows: int = 1000,
+        max_buffer: int = 200_000,
+    ) -> None:
+        if flush_interval <= 0:
+            raise ValueError("flush_interval must be positive")
+        self.name = name
+        self.flush_interval = flush_interval
+        self.max_rows = max(1, max_rows)
+        self.max_buffer = max(self.max_rows, max_buffer)
+        self.dropped = 0
+        self.written = 0
+        self._sink = sink
+        self._buf: list[T] = []
+        self._wake = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._failures = 0
+
+    # -- buffer primitives (overridden by TouchWriter) ---------------------------------------
+    def __len__(self) -> int:
+        return len(self._buf)
+
+    def _take(self, n: int) -> list[T]:
+        batch = self._buf[:n]
+        del self._buf[:n]
+        return batch
+
+    def _requeue(self, batch: list[T]) -> None:
+        self._buf[:0] = batch
+        self._trim()
+
+    def _trim(self) -> None:
+        excess = len(self._buf) - self.max_buffer
+        if excess > 0:
+            del self._buf[:excess]
+            self._note_dropped(excess, "buffer full")
+
+    def _note_dropped(self, n: int, reason: str) -> None:
+        self.dropped += n
+        log.warning("store rows dropped", writer=self.name, rows=n, reason=reason, dropped_total=self.dropped)
+
+    # -- producer side -----------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"store writer {self.name!r} is closed")
+
+    def _enqueue(self, items: Iterable[T]) -> None:
+        self._check_open()
+        self._buf.extend(items)
+        self._trim()
+        if len(self) >= self.max_rows:
+            self._wake.set()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"store-writer-{self.name}")
+
+    async def _run(self) -> None:
+        while not self._closed:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.flush_interval):
+                    await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self._flush(background=True)
+            except Exception:  # never let the task die; _flush already logged
+                log.exception("store writer flush failed", writer=self.name)
+
+    async def flush(self) -> None:
+        """Write everything buffered so far; raises if the database write fails."""
+        await self._flush(background=False)
+
+    async def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await self._task
+            self._task = None
+        await self._flush(background=False)
+
+    async def _flush(self, *, background: bool) -> None:
+        async with self._flush_lock:
+            while len(self):
+                batch = self._take(self.max_rows)
+                try:
+                    await self._sink(batch)
+                except Exception as exc:
+                    self._failures += 1
+                    if self._failures >= MAX_ATTEMPTS:
+                        self._failures = 0
+                        self._note_dropped(len(batch), f"write failed {MAX_ATTEMPTS} times: {exc!r}")
+                    else:
+                        self._requeue(batch)
+                    if background:
+                        log.warning("store writer flush failed, will retry", writer=self.name, error=repr(exc))
+                        return
+                    raise
+                except BaseException:
+                    # Cancelled mid-write: keep the rows (at worst written twice, never lost).
+                    self._requeue(batch)
+                    raise
+                self._failures = 0
+                self.written += len(batch)
+            await self._after_flush(force=not background)
+
+    async def _after_flush(self, *, force: bool) -> None:
+        """Hook run under the flush lock once the buffer is drained."""
+
+
+class MeterBatchWriter(BatchWriter[Row]):
+    """Buffers parsed OCPP meter values; see :func:`csms.store.payloads.parse_meter_values`."""
+
+    def add(
+        self,
+        station_id: str,
+        evse_id: int,
+        transaction_id: str | None,
+        meter_values: Iterable[Mapping[str, Any]] | None,
+    ) -> int:
+        self._check_open()
+        rows = parse_meter_values(station_id, evse_id, transaction_id, meter_values)
+        if rows:
+            self._enqueue(rows)
+        return len(rows)
+
+
+class FrameLogWriter(BatchWriter[Row]):
+    """Buffers raw OCPP-J frames and keeps at most ``limit`` rows per station.
+
+    Pruning runs in the flush task, after the insert, and only for stations that gained at
+    least ``slack`` rows (a tenth of the limit) since their last prune; an explicit ``flush()``
+    or ``close()`` prunes every station that gained anything. Each prune is one indexed
+    ``DELETE ... WHERE station_id = ? AND id < (the limit-th newest id)``, so the table holds at
+    most ``limit + slack`` rows per station between prunes and the cost stays proportional to
+    the traffic.
+    """
+
+    def __init__(
+        self,
+        sink: Callable[[list[Row]], Awaitable[None]],
+        pruner: Callable[[list[str]], Awaitable[None]],
+        *,
+        limit: int,
+        flush_interval: float = 0.5,
+        max_rows: int = 1000,
+        max_buffer: int = 200_000,
+    ) -> None:
+        super().__init__("frames", sink, flush_interval=flush_interval, max_rows=max_rows, max_buffer=max_buffer)
+        self.limit = limit
+        self.slack = max(1, limit // 10)
+        self._pruner = pruner
+        self._unpruned: dict[str, int] = {}
+
+    def add(self, station_id: str, direction: str, frame: str, at: datetime | None = None) -> None:
+        self._check_open()
+        if self.limit <= 0:
+            return
+        ts = utcnow() if at is None else ensure_utc(at, "at")
+        self._enqueue([{"station_id": station_id, "direction": direction, "timestamp": ts, "frame": frame}])
+        self._unpruned[station_id] = self._unpruned.get(station_id, 0) + 1
+
+    async def _after_flush(self, *, force: bool) -> None:
+        threshold = 1 if force else self.slack
+        due = [sid for sid, n in self._unpruned.items() if n >= threshold]
+        if not due:
+            return
+        await self._pruner(due)
+        for sid in due:
+            self._unpruned.pop(sid, None)
+
+
+class TouchWriter(BatchWriter[tuple[str, datetime]]):
+    """Coalesces ``last_seen_at`` updates: one pending timestamp (the latest) per station."""
+
+    def __init__(
+        self, sink: Callable[[list[tuple[str, datetime]]], Awaitable[None]], *, flush_interval: float = 0.5
+    ) -> None:
+        super().__init__("touch", sink, flush_interval=flush_interval, max_rows=5000, max_buffer=1_000_000)
+        self._pending: dict[str, datetime] = {}
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def add(self, station_id: str, at: datetime) -> None:
+        self._check_open()
+        prev = self._pending.get(station_id)
+        if prev is None or at > prev:
+            self._pending[station_id] = at
+
+    def pending_for(self, station_id: str) -> datetime | None:
+        return self._pending.get(station_id)
+
+    def _take(self, n: int) -> list[tuple[str, datetime]]:
+        batch = []
+        for _ in range(min(n, len(self._pending))):
+            key = next(iter(self._pending))
+            batch.append((key, self._pending.pop(key)))
+        return batch
+
+    def _requeue(self, batch: list[tuple[str, datetime]]) -> None:
+        for station_id, at in batch:
+            prev = self._pending.get(station_id)
+            if prev is None or at > prev:
+                self._pending[station_id] = at

@@ -1,0 +1,256 @@
+"""SQLAlchemy 2 declarative models: the store's schema.
+
+Design notes:
+
+* The schema is created and evolved by the Alembic migrations in ``csms/store/migrations``
+  (never ``metadata.create_all``); a test compares the migrated database with this module so the
+  two cannot drift apart.
+* ``station_id`` columns deliberately carry no foreign key. Frames, meter values and events may be
+  recorded for a station before (or without) its row existing, and history must outlive a deleted
+  station. The only foreign key is ``transaction_events.transaction_pk`` (cascade delete).
+* High-volume tables (``meter_samples``, ``frame_log``) use a surrogate integer key and are
+  indexed for the reads the CSMS does: per station by time, per transaction, newest first.
+* A fixed constraint naming convention keeps Alembic batch operations on SQLite deterministic.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from .types import BigIntPK, JSONType, UTCDateTime, utcnow
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: Station ids are the last path segment of the WebSocket URL (OCPP 2.0.1: identifier <= 48).
+STATION_ID_LEN = 48
+
+
+def _empty_dict() -> dict[str, Any]:
+    return {}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Station(Base):
+    __tablename__ = "stations"
+
+    id: Mapped[str] = mapped_column(String(STATION_ID_LEN), primary_key=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    vendor: Mapped[str | None] = mapped_column(String(255))
+    model: Mapped[str | None] = mapped_column(String(255))
+    serial_number: Mapped[str | None] = mapped_column(String(255))
+    firmware_version: Mapped[str | None] = mapped_column(String(255))
+    ocpp_version: Mapped[str | None] = mapped_column(String(8))
+    boot_status: Mapped[str | None] = mapped_column(String(16))
+    last_boot_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    connected: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    connected_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    capabilities: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSONType, default=_empty_dict)
+
+
+class ConnectorStatus(Base):
+    __tablename__ = "connector_status"
+
+    station_id: Mapped[str] = mapped_column(String(STATION_ID_LEN), primary_key=True)
+    evse_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    connector_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    status: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class IdToken(Base):
+    __tablename__ = "id_tokens"
+
+    id_token: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(32), primary_key=True)
+    status: Mapped[str] = mapped_column(String(32))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    group_id: Mapped[str | None] = mapped_column(String(255))
+    allowed_energy_transfer: Mapped[list[str] | None] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Transaction(Base):
+    __tablename__ = "transactions"
+    __table_args__ = (
+        UniqueConstraint("station_id", "transaction_id"),
+        Index(None, "station_id", "evse_id", "ended_at"),
+        Index(None, "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    station_id: Mapped[str] = mapped_column(String(STATION_ID_LEN))
+    transaction_id: Mapped[str] = mapped_column(String(64))
+    evse_id: Mapped[int | None] = mapped_column(Integer)
+    connector_id: Mapped[int | None] = mapped_column(Integer)
+    id_token: Mapped[str | None] = mapped_column(String(255))
+    id_token_type: Mapped[str | None] = mapped_column(String(32))
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    state: Mapped[str] = mapped_column(String(16))
+    charging_state: Mapped[str | None] = mapped_column(String(32))
+    stopped_reason: Mapped[str | None] = mapped_column(String(64))
+    last_seq_no: Mapped[int] = mapped_column(Integer)
+    energy_import_wh: Mapped[float | None] = mapped_column(Float)
+    energy_export_wh: Mapped[float | None] = mapped_column(Float)
+    charging_needs: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    allowed_energy_transfer: Mapped[list[str] | None] = mapped_column(JSONType)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSONType, default=_empty_dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class TransactionEvent(Base):
+    __tablename__ = "transaction_events"
+    __table_args__ = (UniqueConstraint("transaction_pk", "seq_no"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    transaction_pk: Mapped[int] = mapped_column(ForeignKey("transactions.id", ondelete="CASCADE"))
+    seq_no: Mapped[int] = mapped_column(Integer)
+    event_type: Mapped[str] = mapped_column(String(16))
+    trigger_reason: Mapped[str | None] = mapped_column(String(64))
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime())
+    offline: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class MeterSample(Base):
+    __tablename__ = "meter_samples"
+    __table_args__ = (
+        Index(None, "station_id", "timestamp"),
+        Index(None, "station_id", "transaction_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    station_id: Mapped[str] = mapped_column(String(STATION_ID_LEN))
+    evse_id: Mapped[int] = mapped_column(Integer)
+    transaction_id: Mapped[str | None] = mapped_column(String(64))
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime())
+    measurand: Mapped[str] = mapped_column(String(64), default="Energy.Active.Import.Register")
+    phase: Mapped[str | None] = mapped_column(String(8))
+    location: Mapped[str | None] = mapped_column(String(16))
+    context: Mapped[str | None] = mapped_column(String(32))
+    unit: Mapped[str | None] = mapped_column(String(20))
+    value: Mapped[float] = mapped_column(Float)
+
+
+class SecurityEvent(Base):
+    __tablename__ = "security_events"
+    __table_args__ = (Index(None, "station_id", "timestamp"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    station_id: Mapped[str] = mapped_column(String(STATION_ID_LEN))
+    type: Mapped[str] = mapped_column(String(64))
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime())
+    tech_info: Mapped[str | None] = mapped_column(Text)
+
+
+class StationEvent(Base):
+    __tablename__ = "station_events"
+    __table_args__ = (Index(None, "station_id", "kind", "timestamp"), Index(None, "station_id", "timestamp"))
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    station_id: Mapped[str] = mapped_column(String(STATION_ID_LEN))
+    kind: Mapped[str] = mapped_column(String(64))
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime())
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+
+
+class DeviceVariable(Base):
+    """One attribute of one variable of one component (OCPP 2.x device model), as last reported."""
+
+    __tablename__ = "device_model"
+
+    station_id: Mapped[str] = mapped_column(String(STATION_ID_LEN), primary_key=True)
+    component: Mapped[str] = mapped_column(String(64), primary_key=True)
+    component_instance: Mapped[str] = mapped_column(String(64), primary_key=True, default="")
+    evse_id: Mapped[int] = mapped_column(Integer, primary_key=True, default=-1, autoincrement=False)
+    connector_id: Mapped[int] = mapped_column(Integer, primary_key=True, default=-1, autoincrement=False)
+    variable: Mapped[str] = mapped_column(String(64), primary_key=True)
+    variable_instance: Mapped[str] = mapped_column(String(64), primary_key=True, default="")
+    attribute_type: Mapped[str] = mapped_column(String(16), primary_key=True, default="Actual")
+    value: Mapped[str | None] = mapped_column(Text)
+    characteristics: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class FrameLog(Base):
+    __tablename__ = "frame_log"
+    __table_args__ = (Index(None, "station_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    station_id: Mapped[str] = mapped_column(String(STATION_ID_LEN))
+    direction: Mapped[str] = mapped_column(String(3))
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime())
+    frame: Mapped[str] = mapped_column(Text)
+
+
+class ChargingProfile(Base):
+    __tablename__ = "charging_profiles"
+
+    station_id: Mapped[str] = mapped_column(String(STATION_ID_LEN), primary_key=True)
+    profile_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    evse_id: Mapped[int] = mapped_column(Integer)
+    purpose: Mapped[str] = mapped_column(String(64))
+    stack_level: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(16), default="csms")
+    profile: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    transaction_id: Mapped[str | None] = mapped_column(String(64))
+    installed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class GridEvent(Base):
+    __tablename__ = "grid_events"
+    __table_args__ = (Index(None, "status"),)
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class EventReport(Base):
+    __tablename__ = "event_reports"
+
+    event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    report: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(255), index=True, unique=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

@@ -1,0 +1,1108 @@
+"""The CSMS persistence layer: :class:`Store`, an async repository over SQLite or PostgreSQL.
+
+Design choices:
+
+* **One short transaction per call.** Every public coroutine opens its own session (with
+  ``expire_on_commit=False``), does its work and commits; results are returned as frozen pydantic
+  rows (:mod:`csms.store.rows`), never live ORM objects, so nothing can lazy-load or write behind
+  the store's back.
+* **Concurrency.** Upserts are single ``INSERT ... ON CONFLICT`` statements, atomic on both
+  backends. On PostgreSQL, transaction events take a ``SELECT ... FOR UPDATE`` row lock so many
+  tasks (or processes) can feed events for the same transaction. SQLite has a single writer per
+  database, so within the process all writes are queued on one ``asyncio.Lock`` and open with
+  ``BEGIN IMMEDIATE`` (other processes wait on ``busy_timeout`` instead of failing with a
+  read-to-write upgrade deadlock); reads are not locked and run concurrently thanks to WAL.
+  For ``:memory:`` SQLite (one shared connection) reads take the lock too.
+* **Hot paths are write-behind** (:mod:`csms.store.batch`): ``add_meter_values``, ``log_frame`` and
+  ``touch`` only append to memory; background tasks flush them. ``flush()`` forces, ``close()``
+  flushes before disposing the engine. Reads of stations overlay pending ``touch`` timestamps.
+* **Time.** All datetimes are timezone-aware UTC; naive datetimes passed in raise ``ValueError``.
+  OCPP wire timestamps (strings) are parsed, and assumed UTC if they lack an offset.
+* **Schema** comes from the Alembic migrations, applied by :meth:`Store.open`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Self
+
+import orjson
+import structlog
+from sqlalchemy import Select, bindparam, delete, event, exists, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from . import migrate
+from .batch import FrameLogWriter, MeterBatchWriter, TouchWriter
+from .models import (
+    STATION_ID_LEN,
+    ApiToken,
+    ChargingProfile,
+    ConnectorStatus,
+    DeviceVariable,
+    EventReport,
+    FrameLog,
+    GridEvent,
+    IdToken,
+    MeterSample,
+    SecurityEvent,
+    Station,
+    StationEvent,
+    Transaction,
+    TransactionEvent,
+)
+from .payloads import parse_report_data, pick, profile_fields
+from .rows import (
+    ApiTokenRow,
+    ChargingProfileRow,
+    ConnectorStatusRow,
+    EventReportRow,
+    FrameRow,
+    GridEventRow,
+    IdTokenRow,
+    MeterSampleRow,
+    SecurityEventRow,
+    StationEventRow,
+    StationRow,
+    TransactionEventRow,
+    TransactionRow,
+    VariableRow,
+)
+from .types import ensure_utc, opt_utc, parse_ts, utcnow
+
+log = structlog.get_logger("csms.store")
+
+_STATION_FIELDS = frozenset(c.name for c in Station.__table__.columns) - {"id"}
+_STATION_TIME_FIELDS = frozenset({"registered_at", "last_boot_at", "last_seen_at", "connected_since"})
+_TX_SETTABLE = frozenset({"charging_needs", "allowed_energy_transfer", "energy_import_wh", "energy_export_wh", "meta"})
+_TX_EVENT_TYPES = frozenset({"Started", "Updated", "Ended"})
+_API_SCOPES = frozenset({"read", "operator", "admin"})
+_FRAME_DIRECTIONS = frozenset({"in", "out"})
+_TX_ID_LEN = 64
+
+
+def _json_dumps(obj: Any) -> str:
+    return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
+
+
+def _ts_in(value: str | datetime, name: str = "timestamp") -> datetime:
+    """Wire strings are parsed leniently; datetimes from code must be aware."""
+    return parse_ts(value) if isinstance(value, str) else ensure_utc(value, name)
+
+
+def _at(value: datetime | None, name: str = "at") -> datetime:
+    return utcnow() if value is None else ensure_utc(value, name)
+
+
+def _check_station_id(station_id: str) -> None:
+    if not isinstance(station_id, str) or not station_id or len(station_id) > STATION_ID_LEN:
+        raise ValueError(f"station id must be 1-{STATION_ID_LEN} characters: {station_id!r}")
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Accept plain ``sqlite://`` / ``postgresql://`` URLs and pick the async drivers."""
+    u = make_url(url)
+    if u.drivername in ("sqlite", "sqlite+pysqlite"):
+        u = u.set(drivername="sqlite+aiosqlite")
+    elif u.drivername in ("postgresql", "postgres", "postgresql+psycopg2", "postgresql+psycopg"):
+        u = u.set(drivername="postgresql+asyncpg")
+    return u
+
+
+def _sqlite_is_memory(u: URL) -> bool:
+    db = u.database or ""
+    return db in ("", ":memory:") or (db.startswith("file:") and "mode=memory" in db) or u.query.get("mode") == "memory"
+
+
+def create_engine(url: str | URL, *, echo: bool = False) -> AsyncEngine:
+    """Create the async engine with the store's settings (pragmas, pool, JSON codec)."""
+    u = normalize_url(url)
+    kwargs: dict[str, Any] = {"echo": echo, "json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+    backend = u.get_backend_name()
+    if backend == "sqlite":
+        if not _sqlite_is_memory(u) and u.database and not u.database.startswith("file:"):
+            Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    elif backend == "postgresql":
+        kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+    else:
+        raise ValueError(f"unsupported database backend {backend!r} (use sqlite or postgresql)")
+    engine = create_async_engine(u, **kwargs)
+    if backend == "sqlite":
+        _install_sqlite_hooks(engine)
+    return engine
+
+
+def _install_sqlite_hooks(engine: AsyncEngine) -> None:
+    """WAL + synchronous=NORMAL, and take over BEGIN from pysqlite.
+
+    pysqlite's legacy transaction handling starts transactions lazily before DML only, which
+    breaks read-then-write atomicity and transactional DDL; SQLAlchemy's documented recipe turns
+    that off and emits BEGIN itself. Connections carrying the ``csms_immediate`` execution option
+    (the store's write sessions) use ``BEGIN IMMEDIATE`` to take the write lock up front.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=10000")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        immediate = conn.get_execution_options().get("csms_immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Store:
+    """Async repository for everything the CSMS persists. Create with :meth:`open`."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        frame_log_limit: int = 500,
+        flush_interval: float = 0.5,
+        meter_batch_rows: int = 1000,
+    ) -> None:
+        self.engine = engine
+        self.dialect: str = engine.dialect.name
+        self.frame_log_limit = frame_log_limit
+        is_sqlite = self.dialect == "sqlite"
+        self._lock_writes = is_sqlite
+        self._lock_reads = is_sqlite and _sqlite_is_memory(engine.url)
+        self._db_lock = asyncio.Lock()
+        self._reader = async_sessionmaker(engine, expire_on_commit=False)
+        writer_engine = engine.execution_options(csms_immediate=True) if is_sqlite else engine
+        self._writer = async_sessionmaker(writer_engine, expire_on_commit=False)
+        self.meters = MeterBatchWriter(
+            "meters", self._insert_meter_rows, flush_interval=flush_interval, max_rows=meter_batch_rows
+        )
+        self._frames = FrameLogWriter(
+            self._insert_frames, self._prune_frames, limit=frame_log_limit, flush_interval=flush_interval
+        )
+        self._touches = TouchWriter(self._write_touches, flush_interval=flush_interval)
+        self._closed = False
+
+    # ------------------------------------------------------------------ lifecycle
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        frame_log_limit: int = 500,
+        flush_interval: float = 0.5,
+        meter_batch_rows: int = 1000,
+        echo: bool = False,
+    ) -> Store:
+        """Connect, migrate to the latest schema (idempotent) and start the background writers.
+
+        ``url``: ``sqlite+aiosqlite:///relative/or//abs/path.db`` (parent directories are created)
+        or ``postgresql+asyncpg://user[:pw]@host:port/db``; plain ``sqlite://``/``postgresql://``
+        are mapped to those drivers.
+        """
+        engine = create_engine(url, echo=echo)
+        try:
+            await migrate.upgrade(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
+        store = cls(
+            engine,
+            frame_log_limit=frame_log_limit,
+            flush_interval=flush_interval,
+            meter_batch_rows=meter_batch_rows,
+        )
+        for writer in store._writers:
+            writer.start()
+        log.info("store opened", backend=store.dialect, database=engine.url.database)
+        return store
+
+    @property
+    def _writers(self) -> tuple[TouchWriter, MeterBatchWriter, FrameLogWriter]:
+        return (self._touches, self.meters, self._frames)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def flush(self) -> None:
+        """Write all buffered meter samples, frames and ``touch`` timestamps now."""
+        for writer in self._writers:
+            await writer.flush()
+
+    async def close(self) -> None:
+        """Flush the writers and dispose of the engine. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        for writer in self._writers:
+            try:
+                await writer.close()
+            except Exception:
+                log.exception("store writer failed to flush on close", writer=writer.name)
+        await self.engine.dispose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def schema_revision(self) -> str | None:
+        return await migrate.current_revision(self.engine)
+
+    # ------------------------------------------------------------------ sessions
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncSession]:
+        lock: contextlib.AbstractAsyncContextManager[Any] = (
+            self._db_lock if self._lock_writes else contextlib.nullcontext()
+        )
+        async with lock, self._writer() as session, session.begin():
+            yield session
+
+    @contextlib.asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncSession]:
+        lock: contextlib.AbstractAsyncContextManager[Any] = (
+            self._db_lock if self._lock_reads else contextlib.nullcontext()
+        )
+        async with lock, self._reader() as session:
+            yield session
+
+    def _insert(self, model: Any) -> Any:
+        """Dialect-specific INSERT supporting ``on_conflict_do_update/nothing`` and ``excluded``."""
+        return pg_insert(model) if self.dialect == "postgresql" else sqlite_insert(model)
+
+    async def _all(self, stmt: Select[Any]) -> list[Any]:
+        async with self._read() as s:
+            return list((await s.scalars(stmt)).all())
+
+    async def _one(self, stmt: Select[Any]) -> Any:
+        async with self._read() as s:
+            return (await s.scalars(stmt)).first()
+
+    # ------------------------------------------------------------------ stations
+    def _station_row(self, obj: Station) -> StationRow:
+        row = StationRow.model_validate(obj)
+        pending = self._touches.pending_for(row.id)
+        if pending is not None and (row.last_seen_at is None or pending > row.last_seen_at):
+            row = row.model_copy(update={"last_seen_at": pending})
+        return row
+
+    async def get_station(self, station_id: str) -> StationRow | None:
+        obj = await self._one(select(Station).where(Station.id == station_id))
+        return None if obj is None else self._station_row(obj)
+
+    async def list_stations(
+        self,
+        status: str | None = None,
+        connected: bool | None = None,
+        model: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[StationRow]:
+        """Stations ordered by id; ``status`` filters on ``boot_status``."""
+        stmt = select(Station).order_by(Station.id).limit(limit).offset(offset)
+        if status is not None:
+            stmt = stmt.where(Station.boot_status == status)
+        if connected is not None:
+            stmt = stmt.where(Station.connected.is_(connected))
+        if model is not None:
+            stmt = stmt.where(Station.model == model)
+        return [self._station_row(o) for o in await self._all(stmt)]
+
+    async def _upsert_station(self, s: AsyncSession, station_id: str, fields: Mapping[str, Any]) -> StationRow:
+        _check_station_id(station_id)
+        unknown = set(fields) - _STATION_FIELDS
+        if unknown:
+            raise TypeError(f"unknown station fields: {sorted(unknown)}")
+        values = dict(fields)
+        for key in _STATION_TIME_FIELDS & values.keys():
+            values[key] = opt_utc(values[key], key)
+        # A station created by this call is registered at the time the call is about.
+        registered = values.get("registered_at") or values.get("last_seen_at") or utcnow()
+        ins = self._insert(Station).values(**{"registered_at": registered, **values, "id": station_id})
+        if values:
+            ins = ins.on_conflict_do_update(index_elements=[Station.id], set_={k: ins.excluded[k] for k in values})
+        else:
+            ins = ins.on_conflict_do_nothing(index_elements=[Station.id])
+        await s.execute(ins)
+        obj = (
+            await s.scalars(select(Station).where(Station.id == station_id).execution_options(populate_existing=True))
+        ).one()
+        return self._station_row(obj)
+
+    async def upsert_station(self, station_id: str, **fields: Any) -> StationRow:
+        """Create the station or update exactly the given columns (others keep their values)."""
+        async with self._write() as s:
+            return await self._upsert_station(s, station_id, fields)
+
+    async def set_connected(self, station_id: str, connected: bool, at: datetime | None = None) -> StationRow:
+        """Mark the WebSocket up/down (creates the row if needed). ``connected_since`` is cleared on
+        disconnect. Overlapping sockets of one station must be ordered by the caller."""
+        ts = _at(at)
+        fields = {"connected": connected, "connected_since": ts if connected else None, "last_seen_at": ts}
+        async with self._write() as s:
+            return await self._upsert_station(s, station_id, fields)
+
+    async def record_boot(
+        self,
+        station_id: str,
+        vendor: str | None,
+        model: str | None,
+        serial: str | None,
+        firmware: str | None,
+        ocpp_version: str | None,
+        status: str,
+        at: datetime | None = None,
+    ) -> StationRow:
+        """Store a BootNotification and the status it was answered with."""
+        ts = _at(at)
+        fields = {
+            "vendor": vendor,
+            "model": model,
+            "serial_number": serial,
+            "firmware_version": firmware,
+            "ocpp_version": ocpp_version,
+            "boot_status": status,
+            "last_boot_at": ts,
+            "last_seen_at": ts,
+        }
+        async with self._write() as s:
+            return await self._upsert_station(s, station_id, fields)
+
+    def touch(self, station_id: str, at: datetime | None = None) -> None:
+        """Record that the station was heard from (Heartbeat). Synchronous and non-blocking:
+        coalesced in memory (latest wins) and written by the background flush with one
+        ``executemany`` UPDATE; :meth:`get_station` / :meth:`list_stations` already reflect it."""
+        _check_station_id(station_id)
+        self._touches.add(station_id, _at(at))
+
+    async def set_credentials(self, station_id: str, password_hash: str | None) -> StationRow:
+        async with self._write() as s:
+            return await self._upsert_station(s, station_id, {"password_hash": password_hash})
+
+    async def set_capabilities(self, station_id: str, capabilities: Mapping[str, Any] | None) -> StationRow:
+        caps = None if capabilities is None else dict(capabilities)
+        async with self._write() as s:
+            return await self._upsert_station(s, station_id, {"capabilities": caps})
+
+    async def bulk_register_stations(
+        self, station_ids: Iterable[str], password_hash: str | None = None, at: datetime | None = None
+    ) -> int:
+        """Create many stations at once (one ``executemany`` upsert) with the same password hash;
+        existing stations only get the new hash. Returns the number of ids processed."""
+        ts = _at(at)
+        rows = []
+        for sid in dict.fromkeys(station_ids):
+            _check_station_id(sid)
+            rows.append({"id": sid, "password_hash": password_hash, "registered_at": ts, "meta": {}})
+        if not rows:
+            return 0
+        table = Station.__table__
+        ins = self._insert(table)
+        ins = ins.on_conflict_do_update(index_elements=[table.c.id], set_={"password_hash": ins.excluded.password_hash})
+        async with self._write() as s:
+            conn = await s.connection()
+            await conn.execute(ins, rows)
+        return len(rows)
+
+    async def delete_station(self, station_id: str) -> bool:
+        """Delete the station with its connector statuses, device model and profiles. History
+        (transactions, meter samples, events, frames) is kept."""
+        async with self._write() as s:
+            for model in (ConnectorStatus, DeviceVariable, ChargingProfile):
+                await s.execute(delete(model).where(model.station_id == station_id))
+            result = await s.execute(delete(Station).where(Station.id == station_id))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    # ------------------------------------------------------------------ connector status
+    async def set_connector_status(
+        self, station_id: str, evse_id: int, connector_id: int, status: str, at: datetime | None = None
+    ) -> bool:
+        """Upsert a connector status. Returns False (and keeps the stored one) if ``at`` is older
+        than what is stored, so a late StatusNotification cannot roll the status back."""
+        ts = _at(at)
+        ins = self._insert(ConnectorStatus).values(
+            station_id=station_id, evse_id=evse_id, connector_id=connector_id, status=status, updated_at=ts
+        )
+        ins = ins.on_conflict_do_update(
+            index_elements=[
+                ConnectorStatus.station_id,
+                ConnectorStatus.evse_id,
+                ConnectorStatus.connector_id,
+            ],
+            set_={"status": ins.excluded.status, "updated_at": ins.excluded.updated_at},
+            where=ConnectorStatus.updated_at <= ins.excluded.updated_at,
+        ).returning(ConnectorStatus.status)
+        async with self._write() as s:
+            return (await s.execute(ins)).first() is not None
+
+    async def connector_statuses(self, station_id: str) -> list[ConnectorStatusRow]:
+        stmt = (
+            select(ConnectorStatus)
+            .where(ConnectorStatus.station_id == station_id)
+            .order_by(ConnectorStatus.evse_id, ConnectorStatus.connector_id)
+        )
+        return [ConnectorStatusRow.model_validate(o) for o in await self._all(stmt)]
+
+    # ------------------------------------------------------------------ id tokens
+    async def upsert_id_token(
+        self,
+        id_token: str,
+        token_type: str,
+        *,
+        status: str = "Accepted",
+        expires_at: datetime | None = None,
+        group_id: str | None = None,
+        allowed_energy_transfer: list[str] | None = None,
+    ) -> IdTokenRow:
+        """Create or fully replace a token's authorization data (``created_at`` is kept)."""
+        values = {
+            "status": status,
+            "expires_at": opt_utc(expires_at, "expires_at"),
+            "group_id": group_id,
+            "allowed_energy_transfer": None if allowed_energy_transfer is None else list(allowed_energy_transfer),
+        }
+        ins = self._insert(IdToken).values(id_token=id_token, type=token_type, created_at=utcnow(), **values)
+        ins = ins.on_conflict_do_update(
+            index_elements=[IdToken.id_token, IdToken.type], set_={k: ins.excluded[k] for k in values}
+        )
+        async with self._write() as s:
+            await s.execute(ins)
+            obj = (
+                await s.scalars(
+                    select(IdToken)
+                    .where(IdToken.id_token == id_token, IdToken.type == token_type)
+                    .execution_options(populate_existing=True)
+                )
+            ).one()
+            return IdTokenRow.model_validate(obj)
+
+    async def get_id_token(self, id_token: str, token_type: str) -> IdTokenRow | None:
+        obj = await self._one(select(IdToken).where(IdToken.id_token == id_token, IdToken.type == token_type))
+        return None if obj is None else IdTokenRow.model_validate(obj)
+
+    async def list_id_tokens(
+        self, *, status: str | None = None, group_id: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[IdTokenRow]:
+        stmt = select(IdToken).order_by(IdToken.id_token, IdToken.type).limit(limit).offset(offset)
+        if status is not None:
+            stmt = stmt.where(IdToken.status == status)
+        if group_id is not None:
+            stmt = stmt.where(IdToken.group_id == group_id)
+        return [IdTokenRow.model_validate(o) for o in await self._all(stmt)]
+
+    async def delete_id_token(self, id_token: str, token_type: str) -> bool:
+        async with self._write() as s:
+            result = await s.execute(delete(IdToken).where(IdToken.id_token == id_token, IdToken.type == token_type))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    # ------------------------------------------------------------------ transactions
+    async def apply_transaction_event(self, station_id: str, event: Mapping[str, Any]) -> tuple[bool, TransactionRow]:
+        """Store one TransactionEventRequest (camelCase wire dict; snake_case also accepted).
+
+        Returns ``(False, current row)`` without changing anything when this ``seqNo`` is
+        already stored for the transaction (a resent message). Otherwise the event is appended
+        to the history and the transaction's current state is recomputed:
+
+        * ``state``, ``charging_state``, ``stopped_reason``, ``last_seq_no`` follow the event with
+          the highest ``seqNo`` (offline events arriving late only add history), except that an
+          ``Ended`` event always ends the transaction (``state='Ended'``, ``ended_at`` set) even
+          when it arrives out of order;
+        * ``started_at`` is the earliest ``Started`` timestamp (the first event's timestamp until
+          a ``Started`` event is seen);
+        * ``evse``/``connector`` follow the highest ``seqNo`` that carries them; ``id_token`` is the
+          first token seen, a ``Started`` event's token taking precedence, ``StopAuthorized``
+          tokens ignored;
+        * meter values go to ``meter_samples`` through the batch writer, tagged with the
+          transaction id, only for events not seen before.
+        """
+        info = pick(event, "transactionInfo") or {}
+        tx_id = pick(info, "transactionId")
+        if not isinstance(tx_id, str) or not tx_id or len(tx_id) > _TX_ID_LEN:
+            raise ValueError(f"transactionInfo.transactionId must be a 1-{_TX_ID_LEN} character string")
+        _check_station_id(station_id)
+        etype = pick(event, "eventType")
+        if etype not in _TX_EVENT_TYPES:
+            raise ValueError(f"unknown eventType {etype!r}")
+        seq_raw = pick(event, "seqNo")
+        if seq_raw is None or isinstance(seq_raw, bool):
+            raise ValueError("seqNo is required")
+        seq = int(seq_raw)
+        raw_ts = pick(event, "timestamp")
+        if raw_ts is None:
+            raise ValueError("timestamp is required")
+        ts = _ts_in(raw_ts)
+        trigger = pick(event, "triggerReason")
+        offline = bool(pick(event, "offline") or False)
+        evse = pick(event, "evse") or {}
+        evse_id = pick(evse, "id")
+        connector_id = pick(evse, "connectorId")
+        token = pick(event, "idToken") or {}
+        id_token = pick(token, "idToken")
+        charging_state = pick(info, "chargingState")
+        stopped_reason = pick(info, "stoppedReason")
+        now = utcnow()
+
+        async with self._write() as s:
+            tx = await self._lock_transaction(s, station_id, tx_id)
+            if tx is None:
+                # Placeholder (last_seq_no -1) that the generic rules below fill in. A concurrent
+                # creator makes this a no-op; FOR UPDATE then waits for its commit.
+                await s.execute(
+                    self._insert(Transaction)
+                    .values(
+                        station_id=station_id,
+                        transaction_id=tx_id,
+                        state=etype,
+                        last_seq_no=-1,
+                        meta={},
+                        updated_at=now,
+                    )
+                    .on_conflict_do_nothing(index_elements=[Transaction.station_id, Transaction.transaction_id])
+                )
+                tx = await self._lock_transaction(s, station_id, tx_id)
+                assert tx is not None
+            new_event_id = (
+                await s.execute(
+                    self._insert(TransactionEvent)
+                    .values(
+                        transaction_pk=tx.id,
+                        seq_no=seq,
+                        event_type=etype,
+                        trigger_reason=trigger,
+                        timestamp=ts,
+                        offline=offline,
+                        payload=dict(event),
+                        received_at=now,
+                    )
+                    .on_conflict_do_nothing(index_elements=[TransactionEvent.transaction_pk, TransactionEvent.seq_no])
+                    .returning(TransactionEvent.id)
+                )
+            ).scalar_one_or_none()
+            if new_event_id is None:
+                return False, TransactionRow.model_validate(tx)
+
+            is_latest = seq > tx.last_seq_no
+            if is_latest:
+                tx.last_seq_no = seq
+                if tx.state != "Ended":
+                    tx.state = etype
+                if charging_state is not None:
+                    tx.charging_state = charging_state
+                if stopped_reason is not None:
+                    tx.stopped_reason = stopped_reason
+            if etype == "Ended":
+                tx.state = "Ended"
+                if tx.ended_at is None or is_latest:
+                    tx.ended_at = ts
+                if stopped_reason is not None:
+                    tx.stopped_reason = stopped_reason
+            if etype == "Started":
+                earlier_started = await s.scalar(
+                    select(
+                        exists().where(
+                            TransactionEvent.transaction_pk == tx.id,
+                            TransactionEvent.event_type == "Started",
+                            TransactionEvent.id != new_event_id,
+                        )
+                    )
+                )
+                if earlier_started and tx.started_at is not None:
+                    tx.started_at = min(tx.started_at, ts)
+                else:
+                    tx.started_at = ts
+            elif tx.started_at is None:
+                tx.started_at = ts
+            if evse_id is not None and (is_latest or tx.evse_id is None):
+                tx.evse_id = int(evse_id)
+                if connector_id is not None:
+                    tx.connector_id = int(connector_id)
+            if id_token is not None and trigger != "StopAuthorized" and (tx.id_token is None or etype == "Started"):
+                tx.id_token = str(id_token)
+                tx.id_token_type = pick(token, "type")
+            tx.updated_at = now
+            await s.flush()
+            row = TransactionRow.model_validate(tx)
+
+        meter_values = pick(event, "meterValue")
+        if meter_values:
+            sample_evse = evse_id if evse_id is not None else row.evse_id
+            self.add_meter_values(station_id, int(sample_evse or 0), tx_id, meter_values)
+        return True, row
+
+    async def _lock_transaction(self, s: AsyncSession, station_id: str, transaction_id: str) -> Transaction | None:
+        stmt = (
+            select(Transaction)
+            .where(Transaction.station_id == station_id, Transaction.transaction_id == transaction_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return (await s.scalars(stmt)).first()
+
+    async def get_transaction(self, station_id: str, transaction_id: str) -> TransactionRow | None:
+        obj = await self._one(
+            select(Transaction).where(
+                Transaction.station_id == station_id, Transaction.transaction_id == transaction_id
+            )
+        )
+        return None if obj is None else TransactionRow.model_validate(obj)
+
+    async def list_transactions(
+        self, station_id: str | None = None, active: bool | None = None, limit: int = 100, offset: int = 0
+    ) -> list[TransactionRow]:
+        """Newest first (by ``started_at``); ``active`` = not ended."""
+        stmt = select(Transaction).order_by(Transaction.started_at.desc(), Transaction.id.desc())
+        if station_id is not None:
+            stmt = stmt.where(Transaction.station_id == station_id)
+        if active is True:
+            stmt = stmt.where(Transaction.ended_at.is_(None))
+        elif active is False:
+            stmt = stmt.where(Transaction.ended_at.is_not(None))
+        return [TransactionRow.model_validate(o) for o in await self._all(stmt.limit(limit).offset(offset))]
+
+    async def transaction_events(self, station_id: str, transaction_id: str) -> list[TransactionEventRow]:
+        """The stored events of one transaction ordered by ``seqNo`` (not by arrival)."""
+        stmt = (
+            select(TransactionEvent)
+            .join(Transaction, Transaction.id == TransactionEvent.transaction_pk)
+            .where(Transaction.station_id == station_id, Transaction.transaction_id == transaction_id)
+            .order_by(TransactionEvent.seq_no)
+        )
+        return [TransactionEventRow.model_validate(o) for o in await self._all(stmt)]
+
+    async def active_transaction(self, station_id: str, evse_id: int) -> TransactionRow | None:
+        stmt = (
+            select(Transaction)
+            .where(
+                Transaction.station_id == station_id,
+                Transaction.evse_id == evse_id,
+                Transaction.ended_at.is_(None),
+            )
+            .order_by(Transaction.started_at.desc(), Transaction.id.desc())
+            .limit(1)
+        )
+        obj = await self._one(stmt)
+        return None if obj is None else TransactionRow.model_validate(obj)
+
+    async def set_transaction_fields(
+        self, station_id: str, transaction_id: str, **fields: Any
+    ) -> TransactionRow | None:
+        """Set ``charging_needs``, ``allowed_energy_transfer``, ``energy_import_wh``,
+        ``energy_export_wh`` and/or ``meta``. Returns None if the transaction is unknown."""
+        unknown = set(fields) - _TX_SETTABLE
+        if unknown:
+            raise TypeError(f"fields not settable on a transaction: {sorted(unknown)}")
+        async with self._write() as s:
+            tx = await self._lock_transaction(s, station_id, transaction_id)
+            if tx is None:
+                return None
+            for key, value in fields.items():
+                setattr(tx, key, value)
+            tx.updated_at = utcnow()
+            await s.flush()
+            return TransactionRow.model_validate(tx)
+
+    # ------------------------------------------------------------------ meter samples
+    def add_meter_values(
+        self,
+        station_id: str,
+        evse_id: int,
+        transaction_id: str | None,
+        meter_values: Iterable[Mapping[str, Any]] | None,
+    ) -> int:
+        """Queue OCPP ``MeterValueType[]`` for the batch writer. Synchronous and non-blocking;
+        returns the number of samples queued (malformed ones are skipped and logged)."""
+        _check_station_id(station_id)
+        return self.meters.add(station_id, evse_id, transaction_id, meter_values)
+
+    async def _insert_meter_rows(self, rows: list[dict[str, Any]]) -> None:
+        async with self._write() as s:
+            conn = await s.connection()
+            await conn.execute(MeterSample.__table__.insert(), rows)
+
+    async def meter_samples(
+        self,
+        station_id: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        measurand: str | None = None,
+        transaction_id: str | None = None,
+        limit: int = 10_000,
+        *,
+        evse_id: int | None = None,
+        newest_first: bool = False,
+    ) -> list[MeterSampleRow]:
+        """Samples of a station in ``[start, end)``, oldest first unless ``newest_first``."""
+        stmt = select(MeterSample).where(MeterSample.station_id == station_id)
+        if start is not None:
+            stmt = stmt.where(MeterSample.timestamp >= ensure_utc(start, "start"))
+        if end is not None:
+            stmt = stmt.where(MeterSample.timestamp < ensure_utc(end, "end"))
+        if measurand is not None:
+            stmt = stmt.where(MeterSample.measurand == measurand)
+        if transaction_id is not None:
+            stmt = stmt.where(MeterSample.transaction_id == transaction_id)
+        if evse_id is not None:
+            stmt = stmt.where(MeterSample.evse_id == evse_id)
+        if newest_first:
+            stmt = stmt.order_by(MeterSample.timestamp.desc(), MeterSample.id.desc())
+        else:
+            stmt = stmt.order_by(MeterSample.timestamp, MeterSample.id)
+        return [MeterSampleRow.model_validate(o) for o in await self._all(stmt.limit(limit))]
+
+    # ------------------------------------------------------------------ security / station events
+    async def add_security_event(
+        self, station_id: str, event_type: str, timestamp: str | datetime, tech_info: str | None = None
+    ) -> SecurityEventRow:
+        obj = SecurityEvent(station_id=station_id, type=event_type, timestamp=_ts_in(timestamp), tech_info=tech_info)
+        async with self._write() as s:
+            s.add(obj)
+            await s.flush()
+            return SecurityEventRow.model_validate(obj)
+
+    async def list_security_events(
+        self, station_id: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[SecurityEventRow]:
+        """Newest first; all stations when ``station_id`` is None."""
+        stmt = select(SecurityEvent).order_by(SecurityEvent.timestamp.desc(), SecurityEvent.id.desc())
+        if station_id is not None:
+            stmt = stmt.where(SecurityEvent.station_id == station_id)
+        return [SecurityEventRow.model_validate(o) for o in await self._all(stmt.limit(limit).offset(offset))]
+
+    async def add_station_event(
+        self, station_id: str, kind: str, timestamp: str | datetime, payload: Mapping[str, Any]
+    ) -> StationEventRow:
+        """Append a NotifyEvent / NotifyReport / FirmwareStatus / LogStatus / DataTransfer ... record."""
+        obj = StationEvent(station_id=station_id, kind=kind, timestamp=_ts_in(timestamp), payload=dict(payload))
+        async with self._write() as s:
+            s.add(obj)
+            await s.flush()
+            return StationEventRow.model_validate(obj)
+
+    async def list_station_events(
+        self, station_id: str | None = None, kind: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[StationEventRow]:
+        """Newest first."""
+        stmt = select(StationEvent).order_by(StationEvent.timestamp.desc(), StationEvent.id.desc())
+        if station_id is not None:
+            stmt = stmt.where(StationEvent.station_id == station_id)
+        if kind is not None:
+            stmt = stmt.where(StationEvent.kind == kind)
+        return [StationEventRow.model_validate(o) for o in await self._all(stmt.limit(limit).offset(offset))]
+
+    # ------------------------------------------------------------------ device model
+    async def upsert_variables(
+        self, station_id: str, rows: Iterable[Mapping[str, Any]], at: datetime | None = None
+    ) -> int:
+        """Upsert device-model attributes from NotifyReport ``reportData`` entries (or flat rows, see
+        :func:`csms.store.payloads.parse_report_data`). ``characteristics`` are only replaced when
+        the new entry carries some. Returns the number of attribute rows written."""
+        _check_station_id(station_id)
+        parsed = parse_report_data(station_id, rows, _at(at))
+        if not parsed:
+            return 0
+        table = DeviceVariable.__table__
+        ins = self._insert(table)
+        ins = ins.on_conflict_do_update(
+            index_elements=list(table.primary_key.columns),
+            set_={
+                "value": ins.excluded.value,
+                "characteristics": func.coalesce(ins.excluded.characteristics, table.c.characteristics),
+                "updated_at": ins.excluded.updated_at,
+            },
+        )
+        async with self._write() as s:
+            conn = await s.connection()
+            await conn.execute(ins, parsed)
+        return len(parsed)
+
+    async def get_variables(
+        self, station_id: str, component: str | None = None, variable: str | None = None
+    ) -> list[VariableRow]:
+        stmt = (
+            select(DeviceVariable)
+            .where(DeviceVariable.station_id == station_id)
+            .order_by(
+                DeviceVariable.component,
+                DeviceVariable.component_instance,
+                DeviceVariable.evse_id,
+                DeviceVariable.connector_id,
+                DeviceVariable.variable,
+                DeviceVariable.variable_instance,
+                DeviceVariable.attribute_type,
+            )
+        )
+        if component is not None:
+            stmt = stmt.where(DeviceVariable.component == component)
+        if variable is not None:
+            stmt = stmt.where(DeviceVariable.variable == variable)
+        return [VariableRow.model_validate(o) for o in await self._all(stmt)]
+
+    # ------------------------------------------------------------------ frame log
+    def log_frame(self, station_id: str, direction: str, frame_text: str, at: datetime | None = None) -> None:
+        """Queue one raw OCPP-J frame (``direction`` 'in' or 'out'). Synchronous, non-blocking;
+        the table keeps the newest ``frame_log_limit`` frames per station (0 disables logging)."""
+        _check_station_id(station_id)
+        if direction not in _FRAME_DIRECTIONS:
+            raise ValueError(f"direction must be 'in' or 'out', not {direction!r}")
+        self._frames.add(station_id, direction, frame_text, at)
+
+    async def _insert_frames(self, rows: list[dict[str, Any]]) -> None:
+        async with self._write() as s:
+            conn = await s.connection()
+            await conn.execute(FrameLog.__table__.insert(), rows)
+
+    async def _prune_frames(self, station_ids: list[str]) -> None:
+        table = FrameLog.__table__
+        sid = bindparam("sid")
+        keep_from = (
+            select(table.c.id)
+            .where(table.c.station_id == sid)
+            .order_by(table.c.id.desc())
+            .offset(self.frame_log_limit - 1)
+            .limit(1)
+            .scalar_subquery()
+        )
+        stmt = delete(table).where(table.c.station_id == sid, table.c.id < keep_from)
+        async with self._write() as s:
+            conn = await s.connection()
+            await conn.execute(stmt, [{"sid": x} for x in station_ids])
+
+    async def frames(self, station_id: str, limit: int = 100) -> list[FrameRow]:
+        """Newest first (by arrival order)."""
+        stmt = select(FrameLog).where(FrameLog.station_id == station_id).order_by(FrameLog.id.desc()).limit(limit)
+        return [FrameRow.model_validate(o) for o in await self._all(stmt)]
+
+    async def _write_touches(self, batch: list[tuple[str, datetime]]) -> None:
+        table = Station.__table__
+        stmt = (
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .where(or_(table.c.last_seen_at.is_(None), table.c.last_seen_at < bindparam("b_at")))
+            .values(last_seen_at=bindparam("b_at"))
+        )
+        async with self._write() as s:
+            conn = await s.connection()
+            await conn.execute(stmt, [{"b_id": sid, "b_at": at} for sid, at in batch])
+
+    # ------------------------------------------------------------------ charging profiles
+    async def put_profile(
+        self,
+        station_id: str,
+        evse_id: int,
+        profile: Mapping[str, Any],
+        *,
+        source: str = "csms",
+        installed_at: datetime | None = None,
+    ) -> ChargingProfileRow:
+        """Store an OCPP ``ChargingProfileType`` for an EVSE (0 = whole station). Keyed by
+        ``(station, profile id)``: a profile with the same id replaces the old one (K01.FR.05)."""
+        _check_station_id(station_id)
+        row = self._profile_values(station_id, evse_id, profile, source, _at(installed_at, "installed_at"))
+        ins = self._insert(ChargingProfile).values(**row)
+        ins = ins.on_conflict_do_update(
+            index_elements=[ChargingProfile.station_id, ChargingProfile.profile_id],
+            set_={k: ins.excluded[k] for k in row if k not in ("station_id", "profile_id")},
+        )
+        async with self._write() as s:
+            await s.execute(ins)
+            obj = (
+                await s.scalars(
+                    select(ChargingProfile)
+                    .where(
+                        ChargingProfile.station_id == station_id,
+                        ChargingProfile.profile_id == row["profile_id"],
+                    )
+                    .execution_options(populate_existing=True)
+                )
+            ).one()
+            return ChargingProfileRow.model_validate(obj)
+
+    @staticmethod
+    def _profile_values(
+        station_id: str, evse_id: int, profile: Mapping[str, Any], source: str, at: datetime
+    ) -> dict[str, Any]:
+        return {
+            "station_id": station_id,
+            "evse_id": int(evse_id),
+            "source": source,
+            "profile": dict(profile),
+            "installed_at": at,
+            **profile_fields(profile),
+        }
+
+    async def delete_profiles(
+        self,
+        station_id: str,
+        *,
+        profile_id: int | None = None,
+        evse_id: int | None = None,
+        purpose: str | None = None,
+        stack_level: int | None = None,
+        source: str | None = None,
+    ) -> int:
+        """Delete the station's profiles matching all given criteria (as ClearChargingProfile);
+        no criteria deletes all of them. Returns the number deleted."""
+        stmt = delete(ChargingProfile).where(ChargingProfile.station_id == station_id)
+        if profile_id is not None:
+            stmt = stmt.where(ChargingProfile.profile_id == profile_id)
+        if evse_id is not None:
+            stmt = stmt.where(ChargingProfile.evse_id == evse_id)
+        if purpose is not None:
+            stmt = stmt.where(ChargingProfile.purpose == purpose)
+        if stack_level is not None:
+            stmt = stmt.where(ChargingProfile.stack_level == stack_level)
+        if source is not None:
+            stmt = stmt.where(ChargingProfile.source == source)
+        async with self._write() as s:
+            result = await s.execute(stmt)
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def profiles(
+        self, station_id: str, *, evse_id: int | None = None, purpose: str | None = None
+    ) -> list[ChargingProfileRow]:
+        stmt = (
+            select(ChargingProfile)
+            .where(ChargingProfile.station_id == station_id)
+            .order_by(ChargingProfile.evse_id, ChargingProfile.purpose, ChargingProfile.stack_level.desc())
+        )
+        if evse_id is not None:
+            stmt = stmt.where(ChargingProfile.evse_id == evse_id)
+        if purpose is not None:
+            stmt = stmt.where(ChargingProfile.purpose == purpose)
+        return [ChargingProfileRow.model_validate(o) for o in await self._all(stmt)]
+
+    async def replace_profiles(
+        self,
+        station_id: str,
+        items: Iterable[tuple[int, Mapping[str, Any]]],
+        *,
+        source: str = "station",
+        at: datetime | None = None,
+    ) -> list[ChargingProfileRow]:
+        """Atomically replace all of a station's profiles with ``(evse_id, profile)`` pairs, e.g.
+        what a GetChargingProfiles / ReportChargingProfiles round reported."""
+        _check_station_id(station_id)
+        ts = _at(at)
+        rows = {}
+        for evse_id, profile in items:
+            row = self._profile_values(station_id, evse_id, profile, source, ts)
+            rows[row["profile_id"]] = row
+        async with self._write() as s:
+            await s.execute(delete(ChargingProfile).where(ChargingProfile.station_id == station_id))
+            if rows:
+                conn = await s.connection()
+                await conn.execute(ChargingProfile.__table__.insert(), list(rows.values()))
+        return await self.profiles(station_id)
+
+    # ------------------------------------------------------------------ grid events
+    async def put_grid_event(
+        self, event_id: str, revision: int, status: str, payload: Mapping[str, Any]
+    ) -> GridEventRow:
+        """Create or update a grid event. An update with a *lower* revision than the stored one is
+        ignored (stale message); the stored row is returned either way."""
+        now = utcnow()
+        ins = self._insert(GridEvent).values(
+            id=event_id,
+            revision=revision,
+            status=status,
+            payload=dict(payload),
+            created_at=now,
+            updated_at=now,
+        )
+        ins = ins.on_conflict_do_update(
+            index_elements=[GridEvent.id],
+            set_={
+                "revision": ins.excluded.revision,
+                "status": ins.excluded.status,
+                "payload": ins.excluded.payload,
+                "updated_at": ins.excluded.updated_at,
+            },
+            where=GridEvent.revision <= ins.excluded.revision,
+        )
+        async with self._write() as s:
+            await s.execute(ins)
+            obj = (
+                await s.scalars(
+                    select(GridEvent).where(GridEvent.id == event_id).execution_options(populate_existing=True)
+                )
+            ).one()
+            return GridEventRow.model_validate(obj)
+
+    async def get_grid_event(self, event_id: str) -> GridEventRow | None:
+        obj = await self._one(select(GridEvent).where(GridEvent.id == event_id))
+        return None if obj is None else GridEventRow.model_validate(obj)
+
+    async def list_grid_events(
+        self, status: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[GridEventRow]:
+        """Newest first (by creation)."""
+        stmt = select(GridEvent).order_by(GridEvent.created_at.desc(), GridEvent.id)
+        if status is not None:
+            stmt = stmt.where(GridEvent.status == status)
+        return [GridEventRow.model_validate(o) for o in await self._all(stmt.limit(limit).offset(offset))]
+
+    async def put_event_report(self, event_id: str, report: Mapping[str, Any]) -> EventReportRow:
+        now = utcnow()
+        ins = self._insert(EventReport).values(event_id=event_id, report=dict(report), updated_at=now)
+        ins = ins.on_conflict_do_update(
+            index_elements=[EventReport.event_id],
+            set_={"report": ins.excluded.report, "updated_at": ins.excluded.updated_at},
+        )
+        async with self._write() as s:
+            await s.execute(ins)
+        return EventReportRow(event_id=event_id, report=dict(report), updated_at=now)
+
+    async def get_event_report(self, event_id: str) -> EventReportRow | None:
+        obj = await self._one(select(EventReport).where(EventReport.event_id == event_id))
+        return None if obj is None else EventReportRow.model_validate(obj)
+
+    # ------------------------------------------------------------------ API tokens
+    async def add_api_token(self, name: str, token_hash: str, scope: str) -> ApiTokenRow:
+        """Store a (hashed) API token. Raises ``ValueError`` if the name or hash already exists."""
+        if scope not in _API_SCOPES:
+            raise ValueError(f"scope must be one of {sorted(_API_SCOPES)}, not {scope!r}")
+        ins = (
+            self._insert(ApiToken)
+            .values(name=name, token_hash=token_hash, scope=scope, created_at=utcnow(), revoked=False)
+            .on_conflict_do_nothing()
+            .returning(ApiToken.id)
+        )
+        async with self._write() as s:
+            new_id = (await s.execute(ins)).scalar_one_or_none()
+            if new_id is None:
+                raise ValueError(f"an API token named {name!r} (or with that hash) already exists")
+            obj = (await s.scalars(select(ApiToken).where(ApiToken.id == new_id))).one()
+            return ApiTokenRow.model_validate(obj)
+
+    async def find_api_token_by_hash(self, token_hash: str) -> ApiTokenRow | None:
+        """The non-revoked token with this hash, if any."""
+        obj = await self._one(select(ApiToken).where(ApiToken.token_hash == token_hash, ApiToken.revoked.is_(False)))
+        return None if obj is None else ApiTokenRow.model_validate(obj)
+
+    async def list_api_tokens(self, include_revoked: bool = True) -> list[ApiTokenRow]:
+        stmt = select(ApiToken).order_by(ApiToken.name)
+        if not include_revoked:
+            stmt = stmt.where(ApiToken.revoked.is_(False))
+        return [ApiTokenRow.model_validate(o) for o in await self._all(stmt)]
+
+    async def revoke_api_token(self, name: str) -> bool:
+        """Returns True if a not-yet-revoked token was revoked."""
+        async with self._write() as s:
+            result = await s.execute(
+                update(ApiToken).where(ApiToken.name == name, ApiToken.revoked.is_(False)).values(revoked=True)
+            )
+        return bool(result.rowcount)  # type: ignore[attr-defined]

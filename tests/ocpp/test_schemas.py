@@ -1,0 +1,64 @@
+"""The documented mapping from schema violation class to CALLERROR code."""
+
+import pytest
+
+from csms.ocpp import schemas
+from csms.ocpp.errors import ErrorCode
+
+BOOT = {"chargingStation": {"model": "FE-20", "vendorName": "Fermata"}, "reason": "PowerUp"}
+
+
+@pytest.mark.parametrize("version", ["2.0.1", "2.1"])
+@pytest.mark.parametrize(
+    ("mutate", "code"),
+    [
+        (lambda p: p.pop("reason"), ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION),
+        (lambda p: p["chargingStation"].update(model=5), ErrorCode.TYPE_CONSTRAINT_VIOLATION),
+        (lambda p: p.update(reason="Sunshine"), ErrorCode.PROPERTY_CONSTRAINT_VIOLATION),
+        (lambda p: p["chargingStation"].update(model="x" * 21), ErrorCode.PROPERTY_CONSTRAINT_VIOLATION),
+        (lambda p: p.update(colour="blue"), ErrorCode.FORMAT_VIOLATION),
+    ],
+)
+def test_violation_classes(version: str, mutate, code: ErrorCode) -> None:
+    payload = {"chargingStation": dict(BOOT["chargingStation"]), "reason": "PowerUp"}
+    schemas.validate(version, "BootNotification", "request", payload)
+    mutate(payload)
+    with pytest.raises(schemas.SchemaViolation) as info:
+        schemas.validate(version, "BootNotification", "request", payload)
+    assert info.value.code == code
+
+
+def test_naive_timestamp_is_a_property_violation() -> None:
+    with pytest.raises(schemas.SchemaViolation) as info:
+        schemas.validate("2.0.1", "HeartbeatResponse"[:-8], "response", {"currentTime": "2026-06-01T16:00:00"})
+    assert info.value.code == ErrorCode.PROPERTY_CONSTRAINT_VIOLATION
+    schemas.validate("2.0.1", "Heartbeat", "response", {"currentTime": "2026-06-01T16:00:00Z"})
+
+
+def test_action_sets_differ_by_version() -> None:
+    assert "NotifyAllowedEnergyTransfer" in schemas.actions("2.1")
+    assert "NotifyAllowedEnergyTransfer" not in schemas.actions("2.0.1")
+    assert "BootNotification" in schemas.actions("2.0.1")
+
+
+def test_mangled_21_field_names_validate_as_on_the_wire() -> None:
+    """2.1 names the ocpp package mangles (setpoint_L2, ...) are accepted verbatim."""
+    period = {"startPeriod": 0, "operationMode": "CentralSetpoint", "setpoint": -5000, "setpoint_L2": -1000.0}
+    request = {
+        "evseId": 1,
+        "chargingProfile": {
+            "id": 1,
+            "stackLevel": 0,
+            "chargingProfilePurpose": "TxDefaultProfile",
+            "chargingProfileKind": "Absolute",
+            "chargingSchedule": [
+                {
+                    "id": 1,
+                    "startSchedule": "2026-06-01T16:00:00Z",
+                    "chargingRateUnit": "W",
+                    "chargingSchedulePeriod": [period],
+                }
+            ],
+        },
+    }
+    schemas.validate("2.1", "SetChargingProfile", "request", request)

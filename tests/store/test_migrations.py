@@ -1,0 +1,139 @@
+"""Schema lifecycle: migrations on a fresh database, idempotent reopen, models == migrations,
+SQLite settings, and data surviving close/reopen."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
+
+from csms.store import Store
+from csms.store.migrate import head_revision
+from csms.store.models import Base
+
+T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def _schema_diff(conn: Connection) -> list[object]:
+    ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+    return list(compare_metadata(ctx, Base.metadata))
+
+
+def _tables(conn: Connection) -> set[str]:
+    return set(inspect(conn).get_table_names())
+
+
+async def test_fresh_database_is_migrated_to_head_and_reopen_is_idempotent(db_url: str) -> None:
+    store = await Store.open(db_url)
+    try:
+        assert await store.schema_revision() == head_revision() == "0001"
+        async with store.engine.connect() as conn:
+            tables = await conn.run_sync(_tables)
+            assert set(Base.metadata.tables) | {"alembic_version"} == tables
+            assert await conn.run_sync(_schema_diff) == []  # migrations describe exactly the models
+        await store.upsert_station("CS-1", vendor="V")
+    finally:
+        await store.close()
+    for _ in range(2):
+        store = await Store.open(db_url)
+        try:
+            assert await store.schema_revision() == "0001"
+            assert (await store.get_station("CS-1")).vendor == "V"  # type: ignore[union-attr]
+            async with store.engine.connect() as conn:
+                versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
+            assert versions == [("0001",)]
+        finally:
+            await store.close()
+
+
+async def test_concurrent_opens_migrate_once(db_url: str) -> None:
+    stores = await asyncio.gather(*(Store.open(db_url) for _ in range(3)))
+    try:
+        for store in stores:
+            assert await store.schema_revision() == "0001"
+        await stores[0].upsert_station("CS-1")
+        assert await stores[2].get_station("CS-1") is not None
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_data_survives_close_and_reopen(db_url: str) -> None:
+    store = await Store.open(db_url)
+    await store.record_boot("CS-1", "Vendor", "Model", "SN1", "1.0", "2.1", "Accepted", T0)
+    await store.set_capabilities("CS-1", {"maxPowerW": 22000, "v2x": True})
+    await store.upsert_id_token("TOK", "ISO14443", status="Blocked")
+    await store.apply_transaction_event(
+        "CS-1",
+        {
+            "eventType": "Started",
+            "timestamp": "2026-06-01T12:00:00Z",
+            "triggerReason": "CablePluggedIn",
+            "seqNo": 0,
+            "transactionInfo": {"transactionId": "TX-1"},
+            "evse": {"id": 1, "connectorId": 1},
+        },
+    )
+    store.add_meter_values("CS-1", 1, "TX-1", [{"timestamp": T0, "sampledValue": [{"value": 42}]}])
+    store.log_frame("CS-1", "in", '[2,"1","Heartbeat",{}]', T0)
+    store.touch("CS-1", datetime(2026, 6, 1, 13, 0, tzinfo=UTC))
+    await store.close()  # no explicit flush: close() must write the buffered rows
+
+    store = await Store.open(db_url)
+    try:
+        st = await store.get_station("CS-1")
+        assert st is not None and st.model == "Model" and st.boot_status == "Accepted"
+        assert st.capabilities == {"maxPowerW": 22000, "v2x": True}
+        assert st.last_seen_at == datetime(2026, 6, 1, 13, 0, tzinfo=UTC)
+        assert st.registered_at.tzinfo is not None and st.last_boot_at == T0
+        assert (await store.get_id_token("TOK", "ISO14443")).status == "Blocked"  # type: ignore[union-attr]
+        tx = await store.get_transaction("CS-1", "TX-1")
+        assert tx is not None and tx.started_at == T0 and tx.state == "Started"
+        assert [s.value for s in await store.meter_samples("CS-1")] == [42.0]
+        assert [f.frame for f in await store.frames("CS-1")] == ['[2,"1","Heartbeat",{}]']
+    finally:
+        await store.close()
+
+
+async def test_sqlite_file_settings(tmp_path: Path) -> None:
+    db = tmp_path / "a" / "b" / "csms.db"
+    store = await Store.open(f"sqlite:///{db}")  # plain sqlite:// is mapped to aiosqlite
+    try:
+        assert db.exists()
+        async with store.engine.connect() as conn:
+            assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+            assert (await conn.execute(text("PRAGMA synchronous"))).scalar() == 1  # NORMAL
+            assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar() == 1
+    finally:
+        await store.close()
+
+
+async def test_sqlite_memory_database_works(tmp_path: Path) -> None:
+    store = await Store.open("sqlite+aiosqlite:///:memory:")
+    try:
+        await store.upsert_station("CS-1")
+        assert [s.id for s in await store.list_stations()] == ["CS-1"]
+    finally:
+        await store.close()
+
+
+async def test_naive_datetimes_are_rejected(store: Store) -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        await store.set_connected("CS-1", True, datetime(2026, 1, 1))
+    with pytest.raises(ValueError, match="timezone-aware"):
+        store.touch("CS-1", datetime(2026, 1, 1))
+    assert await store.get_station("CS-1") is None
+
+
+async def test_returned_rows_are_frozen_and_utc(store: Store) -> None:
+    row = await store.set_connected("CS-1", True, datetime(2026, 1, 1, 14, 0, tzinfo=UTC))
+    assert row.connected and row.connected_since == datetime(2026, 1, 1, 14, 0, tzinfo=UTC)
+    assert row.connected_since is not None and row.connected_since.utcoffset() is not None
+    with pytest.raises(Exception, match="frozen"):
+        row.connected = False  # type: ignore[misc]

@@ -1,0 +1,76 @@
+"""A minimal OCPP station for core tests, built on the same RPC runtime over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+
+from csms.ocpp.rpc import RpcEndpoint
+
+PASSWORD = "correct-horse-battery-staple"
+_ids = itertools.count(1)
+
+
+def basic(station_id: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{station_id}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+async def open_ws(
+    port: int, station_id: str, password: str | None = PASSWORD, protocols: Sequence[str] = ("ocpp2.0.1",)
+) -> ClientConnection:
+    headers = basic(station_id, password) if password else {}
+    return await connect(
+        f"ws://127.0.0.1:{port}/ocpp/{station_id}",
+        subprotocols=list(protocols),  # type: ignore[arg-type]
+        additional_headers=headers,
+        open_timeout=5,
+    )
+
+
+class TestStation:
+    """A station with an RpcEndpoint; ``handlers`` answer the CSMS's CALLs."""
+
+    __test__ = False
+
+    def __init__(self, ws: ClientConnection, handlers: dict[str, Any] | None = None) -> None:
+        self.ws = ws
+        version = {"ocpp2.1": "2.1", "ocpp2.0.1": "2.0.1"}[ws.subprotocol]  # type: ignore[index]
+        self.version = version
+        self.received: list[tuple[str, dict[str, Any]]] = []
+        self.endpoint = RpcEndpoint(version=version, send=ws.send, handlers=handlers or {}, identity="sim")
+        self._task = asyncio.create_task(self._pump())
+
+    async def _pump(self) -> None:
+        try:
+            async for msg in self.ws:
+                await self.endpoint.feed(msg)
+        except Exception:
+            pass
+        finally:
+            self.endpoint.close()
+
+    async def call(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        return await self.endpoint.call(action, payload)
+
+    async def boot(self) -> dict[str, Any]:
+        return await self.call(
+            "BootNotification",
+            {"chargingStation": {"model": "FE-20", "vendorName": "Fermata"}, "reason": "PowerUp"},
+        )
+
+    async def close(self) -> None:
+        await self.ws.close()
+        await self._task
+
+
+async def raw_exchange(ws: ClientConnection, text: str, timeout: float = 2) -> list[Any]:
+    await ws.send(text)
+    async with asyncio.timeout(timeout):
+        return orjson.loads(await ws.recv())
