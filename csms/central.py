@@ -23,6 +23,7 @@ from csms.blocks import all_handlers
 from csms.clock import Clock
 from csms.config import Settings
 from csms.domain.station import BootState, StationState
+from csms.domain.writebehind import StatusWriteBehind
 from csms.logging import debug_enabled
 from csms.ocpp.errors import OcppError
 from csms.server import credentials
@@ -74,6 +75,7 @@ class CentralSystem:
         self.handlers = all_handlers()
         self.extensions: dict[str, Any] = {}  # smart charging, dispatch, ... attach here
         self.port: int | None = None
+        self.status_writer: StatusWriteBehind | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -81,6 +83,7 @@ class CentralSystem:
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = await Store.open(s.database_url, frame_log_limit=s.storage.frame_log_limit)
         await self._load_stations()
+        self.status_writer = StatusWriteBehind(self.store.set_connector_status)
         ssl_ctx = None
         if s.security.profile == 2:
             if not (s.security.tls_cert_file and s.security.tls_key_file):
@@ -118,6 +121,8 @@ class CentralSystem:
         for task in list(self._bg):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, 5)
+        if self.status_writer is not None:
+            await self.status_writer.close()
         if self.store is not None:
             await self.store.close()
             self.store = None

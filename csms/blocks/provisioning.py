@@ -52,7 +52,7 @@ async def status_notification(s: StationSession, p: dict[str, Any]) -> dict[str,
     evse_id, connector_id, status = p["evseId"], p["connectorId"], p["connectorStatus"]
     at = parse_rfc3339(p["timestamp"])
     s.state.evse(evse_id).connectors[connector_id] = status
-    await s.central.store.set_connector_status(s.station_id, evse_id, connector_id, status, at)
+    s.central.status_writer.add(s.station_id, evse_id, connector_id, status, at)
     s.central.emit("status", s.station_id, {"evse_id": evse_id, "connector_id": connector_id, "status": status})
     return {}
 

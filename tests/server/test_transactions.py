@@ -103,7 +103,7 @@ async def test_two_versions_full_session_survive_restart(tmp_path: Path) -> None
             assert sorted(s.value for s in samples) == [0, 1000, 2000, 3000, 3500, 4000]
             power = await central.store.meter_samples(sid, measurand="Power.Active.Import")
             assert {s.value for s in power} == {0.0, 6000.0}  # kW converted to W
-            statuses = await central.store.connector_statuses(sid)
+            statuses = await central.store.connector_statuses(sid)  # written behind, flushed on stop
             assert [(c.evse_id, c.connector_id, c.status) for c in statuses] == [(1, 1, "Occupied")]
         # both reconnect without a new BootNotification and are still Accepted
         for sid, proto in (("CS-201", "ocpp2.0.1"), ("CS-21", "ocpp2.1")):
