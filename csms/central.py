@@ -67,6 +67,7 @@ class CentralSystem:
         self.sessions: dict[str, StationSession] = {}
         self._passwords: dict[str, str | None] = {}
         self._policy: dict[str, str] = {}
+        self._meta: dict[str, dict[str, Any]] = {}
         self._verified = credentials.VerifiedCache()
         self._listeners: list[Listener] = []
         self._server: Server | None = None
@@ -75,6 +76,9 @@ class CentralSystem:
         self.handlers = all_handlers()
         self.extensions: dict[str, Any] = {}  # smart charging, dispatch, ... attach here
         self.port: int | None = None
+        from csms.blocks.charging_control import ChargingControl
+
+        self.charging = ChargingControl(self)
         self.status_writer: StatusWriteBehind | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -118,9 +122,10 @@ class CentralSystem:
                 async with asyncio.timeout(10):
                     await self._server.wait_closed()
             self._server = None
-        for task in list(self._bg):
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(task, 5)
+        if self._bg:  # let pending writes finish; give up on anything slower (e.g. a silent station)
+            _done, pending = await asyncio.wait(list(self._bg), timeout=2)
+            for task in pending:
+                task.cancel()
         if self.status_writer is not None:
             await self.status_writer.close()
         if self.store is not None:
@@ -136,9 +141,11 @@ class CentralSystem:
             for row in rows:
                 self._passwords[row.id] = row.password_hash
                 self._policy[row.id] = (row.meta or {}).get("boot_policy", self.settings.boot.default_policy)
+                self._meta[row.id] = dict(row.meta or {})
                 st = self.state(row.id)
                 st.boot = BootState(row.boot_status) if row.boot_status else BootState.UNKNOWN
                 st.ocpp_version = row.ocpp_version
+                st.vendor, st.model = row.vendor, row.model
                 st.capabilities = row.capabilities
             if len(rows) < 1000:
                 break
@@ -170,7 +177,18 @@ class CentralSystem:
         else:
             self._passwords.setdefault(station_id, existing.password_hash if existing else None)
         self._policy[station_id] = policy
+        self._meta[station_id] = meta
         self.state(station_id)
+
+    def station_meta(self, station_id: str) -> dict[str, Any] | None:
+        return self._meta.get(station_id)
+
+    async def set_station_meta(self, station_id: str, **values: Any) -> None:
+        """Operator settings kept per station (boot policy, V2X permission, ...)."""
+        assert self.store is not None
+        meta = {**self._meta.get(station_id, {}), **values}
+        await self.store.upsert_station(station_id, meta=meta)
+        self._meta[station_id] = meta
 
     def boot_policy(self, station_id: str) -> str:
         return self._policy.get(station_id, self.settings.boot.default_policy)

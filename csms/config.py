@@ -81,6 +81,10 @@ class ApiSettings(_Section):
 class V2XSettings(_Section):
     allowed_energy_transfer: list[str] = Field(default_factory=lambda: ["DC_BPT"])
     allow_unknown_tokens: bool = False
+    adapters: dict[str, str] = Field(
+        default_factory=lambda: {"FE-15": "negative-limit", "FE-20": "negative-limit"},
+        description="OCPP 2.0.1 station model -> V2X vendor adapter ('*' matches any model)",
+    )
 
 
 class DispatchSettings(_Section):

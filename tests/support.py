@@ -71,6 +71,12 @@ class TestStation:
 
 
 async def raw_exchange(ws: ClientConnection, text: str, timeout: float = 2) -> list[Any]:
+    """Send one raw frame and return the reply; CALLs the CSMS sends meanwhile (e.g. capability
+    discovery after boot) are answered NotSupported, as a minimal station would."""
     await ws.send(text)
     async with asyncio.timeout(timeout):
-        return orjson.loads(await ws.recv())
+        while True:
+            frame = orjson.loads(await ws.recv())
+            if frame[0] != 2:
+                return frame
+            await ws.send(orjson.dumps([4, frame[1], "NotSupported", "", {}]).decode())

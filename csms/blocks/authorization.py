@@ -31,8 +31,15 @@ async def token_info(s: StationSession, id_token: dict[str, Any]) -> tuple[dict[
         info["groupIdToken"] = {"idToken": row.group_id, "type": "Central"}
     allowed = None
     if status == "Accepted":
-        allowed = list(row.allowed_energy_transfer or central.settings.v2x.allowed_energy_transfer)
-    return info, allowed
+        # per token (an empty list forbids V2X) > per station (meta) > operator default
+        station_modes = (central.station_meta(s.station_id) or {}).get("allowed_energy_transfer")
+        if row.allowed_energy_transfer is not None:
+            allowed = list(row.allowed_energy_transfer)
+        elif station_modes is not None:
+            allowed = list(station_modes)
+        else:
+            allowed = list(central.settings.v2x.allowed_energy_transfer)
+    return info, allowed or None
 
 
 async def authorize(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:

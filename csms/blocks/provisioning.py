@@ -21,6 +21,7 @@ async def boot_notification(s: StationSession, p: dict[str, Any]) -> dict[str, A
     cs = p["chargingStation"]
     s.state.boot = status
     s.state.ocpp_version = s.version
+    s.state.vendor, s.state.model = cs.get("vendorName"), cs.get("model")
     await central.store.record_boot(
         s.station_id,
         vendor=cs.get("vendorName"),

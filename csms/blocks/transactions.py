@@ -65,7 +65,10 @@ async def transaction_event(s: StationSession, p: dict[str, Any]) -> dict[str, A
             if "idToken" in p:
                 evse.id_token = p["idToken"]["idToken"]
         if allowed and s.version == "2.1" and evse.allowed_energy_transfer is None and row.state != "Ended":
+            # Q: a transaction authorized without an AuthorizeRequest (e.g. remote start, or a
+            # token first seen here) learns its V2X permission by NotifyAllowedEnergyTransfer
             evse.allowed_energy_transfer = allowed
+            central.background(central.charging.set_allowed_energy_transfer(s.station_id, tx_id, allowed))
         if p.get("meterValue") and not p.get("offline", False):
             _apply_live_meter(s, evse_id, p["meterValue"])
     central.emit(

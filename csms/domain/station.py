@@ -36,7 +36,7 @@ class EvseState:
     energy_import_wh: float | None = None
     energy_export_wh: float | None = None
     metered_at: datetime | None = None
-    charging_needs: dict[str, Any] | None = None
+    charging_needs: Any = None  # csms.smartcharging.needs.ChargingNeeds
     needs_at: datetime | None = None
     allowed_energy_transfer: list[str] | None = None
     external_limit: dict[str, Any] | None = None
@@ -51,6 +51,8 @@ class StationState:
     station_id: str
     boot: BootState = BootState.UNKNOWN
     ocpp_version: str | None = None
+    vendor: str | None = None
+    model: str | None = None
     connected: bool = False
     connected_since: datetime | None = None
     last_seen: datetime | None = None

@@ -2,8 +2,9 @@
 
 A :class:`PowerIntent` is a list of ``(offset_s, power_w)`` steps from ``start`` (positive = charge,
 negative = discharge). :func:`build_set_charging_profile` maps it onto the station's OCPP version and
-capabilities, runs the K01 checks (:func:`csms.smartcharging.k01.check_set_charging_profile`) and raises
-:class:`BuilderError` instead of returning something the station would reject.
+capabilities, runs the K01 checks (:func:`csms.smartcharging.k01.check_set_charging_profile`) and the
+official JSON schema of the station's version, and raises :class:`BuilderError` instead of returning
+something the station would reject.
 
 Normalisation: steps are sorted by offset; if the first offset is not 0, ``startSchedule`` moves to
 ``start + first offset`` (K01.FR.31 wants the first ``startPeriod`` to be 0) and ``duration`` shrinks
@@ -93,8 +94,10 @@ _INT32_MAX = 2**31 - 1
 
 
 class BuilderError(Exception):
-    """The intent cannot be sent to this station. ``code`` is a K01 reason code or one of the builder's
-    own (``CannotDischarge``, ``InvalidIntent``)."""
+    """The intent cannot be sent to this station. ``code`` is a K01 reason code (see
+    :data:`csms.smartcharging.k01.REASON_CODES`) or one of the builder's own: ``CannotDischarge``
+    (2.0.1 station without V2X adapter), ``InvalidIntent`` (malformed intent), ``IdExhausted``
+    (allocator range full)."""
 
     def __init__(self, code: str, message: str | None = None) -> None:
         self.code = code
@@ -210,7 +213,8 @@ def build_set_charging_profile(
 
     ``installed`` / ``active_transactions`` are what the CSMS knows of the station; by default the
     intent's transaction is assumed to be the one running on its EVSE. Raises :class:`BuilderError`
-    with the first K01 violation if the station would reject the result.
+    with the first K01 violation if the station would reject the result, or ``FormatViolation`` if the
+    payload does not match the official schema of the station's version (checked before returning).
     """
     version = caps.version
     try:
@@ -231,9 +235,9 @@ def build_set_charging_profile(
     if discharge and version == "2.0.1" and caps.v2x_adapter is None:
         raise BuilderError("CannotDischarge", "station cannot discharge (OCPP 2.0.1 without a V2X adapter)")
     if "W" in caps.rate_units:
-        unit, factor = "W", 1.0
+        unit, watts_per_unit = "W", 1.0
     elif "A" in caps.rate_units and not discharge:
-        unit, factor = "A", 1.0 / (caps.voltage * caps.phases)
+        unit, watts_per_unit = "A", caps.voltage * caps.phases
     else:
         raise BuilderError(
             "UnsupportedRateUnit",
@@ -243,7 +247,7 @@ def build_set_charging_profile(
     periods: list[dict[str, Any]] = []
     previous: dict[str, Any] | None = None
     for offset, power in steps:
-        value = power if unit == "W" else round(power * factor, 1)
+        value = power if unit == "W" else round(power / watts_per_unit, 1)
         value = 0.0 if value == 0 else value
         body = _period_body(value, version, caps, discharge, unit)
         if body == previous:
@@ -295,6 +299,10 @@ def build_set_charging_profile(
     if violations:
         first = violations[0]
         raise BuilderError(first.code, first.message)
+    try:
+        validate_wire("SetChargingProfile", request, version)
+    except WireValidationError as exc:
+        raise BuilderError("FormatViolation", str(exc)) from None
     return request
 
 

@@ -110,7 +110,7 @@ ALLOWED_MODES_BY_PURPOSE: dict[ChargingProfilePurpose, frozenset[OperationMode]]
     P.CHARGING_STATION_MAX_PROFILE: frozenset({M.CHARGING_ONLY}),
     P.PRIORITY_CHARGING: frozenset({M.CHARGING_ONLY}),
     P.CHARGING_STATION_EXTERNAL_CONSTRAINTS: frozenset(
-        {M.CHARGING_ONLY, M.EXTERNAL_LIMITS, M.EXTERNAL_SETPOINT}
+        {M.CHARGING_ONLY, M.EXTERNAL_LIMITS, M.EXTERNAL_SETPOINT},
     ),
     P.LOCAL_GENERATION: frozenset({M.CHARGING_ONLY, M.EXTERNAL_LIMITS}),
 }
@@ -207,6 +207,10 @@ class StationLimits:
                 object.__setattr__(self, name, frozenset(str(v) for v in value))
 
 
+def _any_set(*values: float | None) -> bool:
+    return any(v is not None for v in values)
+
+
 def _num_ok(value: float) -> bool:
     return isinstance(value, int | float) and math.isfinite(value)
 
@@ -229,12 +233,9 @@ def replaced_profiles(
     external actor's constraint; :func:`check_set_charging_profile` refuses such a request).
     """
     profile = request if isinstance(request, ChargingProfile) else parse_set_charging_profile(request)[1]
-    return [
-        inst
-        for inst in installed
-        if inst.profile.id == profile.id
-        and inst.profile.purpose is not P.CHARGING_STATION_EXTERNAL_CONSTRAINTS
-    ]
+    external = P.CHARGING_STATION_EXTERNAL_CONSTRAINTS
+    same_id = (inst for inst in installed if inst.profile.id == profile.id)
+    return [inst for inst in same_id if inst.profile.purpose is not external]
 
 
 def apply_set_charging_profile(
@@ -399,6 +400,8 @@ def _check_purpose(
                 )
     elif profile.transaction_id is not None:
         bad("InvalidProfile", f"transactionId is only allowed in a TxProfile, not {purpose}", "K01.FR.03")
+    if profile.transaction_id is not None and len(profile.transaction_id) > 36:
+        bad("FormatViolation", "transactionId is longer than 36 characters")
     if version == "2.1" and purpose in (P.PRIORITY_CHARGING, P.LOCAL_GENERATION):
         supported = limits.supported_additional_purposes
         if supported is not None and purpose.value not in supported:
@@ -524,14 +527,16 @@ def _check_period_v21(
         bad("UnsupportedMode", f"{where}: operationMode {mode} not in SupportedOperationModes")
     present = {
         "limit": period.limit is not None or period.limit_l2 is not None or period.limit_l3 is not None,
-        "dischargeLimit": any(
-            v is not None
-            for v in (period.discharge_limit, period.discharge_limit_l2, period.discharge_limit_l3)
+        "dischargeLimit": _any_set(
+            period.discharge_limit,
+            period.discharge_limit_l2,
+            period.discharge_limit_l3,
         ),
         "setpoint": any(v is not None for v in (period.setpoint, period.setpoint_l2, period.setpoint_l3)),
-        "setpointReactive": any(
-            v is not None
-            for v in (period.setpoint_reactive, period.setpoint_reactive_l2, period.setpoint_reactive_l3)
+        "setpointReactive": _any_set(
+            period.setpoint_reactive,
+            period.setpoint_reactive_l2,
+            period.setpoint_reactive_l3,
         ),
     }
     required, optional = _LIMITS_BY_MODE[mode]
@@ -579,15 +584,13 @@ def _check_conflicts(
             if _overlap(other, profile):
                 bad(
                     "DuplicateProfile",
-                    f"{profile.purpose} {other.id} already uses stackLevel "
-                    f"{profile.stack_level} on EVSE {evse_id}",
+                    f"{profile.purpose} {other.id} uses stackLevel {profile.stack_level} on EVSE {evse_id}",
                     "K01.FR.06",
                 )
         elif profile.purpose is P.TX_DEFAULT_PROFILE and (inst.evse_id == 0) != (evse_id == 0):
             bad(
                 "DuplicateProfile",
-                f"TxDefaultProfile {other.id} on EVSE {inst.evse_id} already uses "
-                f"stackLevel {profile.stack_level}",
+                f"TxDefaultProfile {other.id} on EVSE {inst.evse_id} uses stackLevel {profile.stack_level}",
                 "K01.FR.53",
             )
     if limits.max_profiles is not None and len(others) + 1 > limits.max_profiles:

@@ -327,7 +327,9 @@ class ChargingSchedulePeriod:
 
     @classmethod
     def from_wire(
-        cls, data: Mapping[str, Any], path: str = "chargingSchedulePeriod"
+        cls,
+        data: Mapping[str, Any],
+        path: str = "chargingSchedulePeriod",
     ) -> ChargingSchedulePeriod:
         values, extra = _read(data, _PERIOD_ROWS, path)
         return cls(**values, extra=extra)

@@ -55,7 +55,11 @@ def _validator(version: OcppVersion, name: str) -> Callable[[Any], Any]:
 
 
 def validate_wire(
-    action: str, payload: Mapping[str, Any], version: OcppVersion, *, response: bool = False
+    action: str,
+    payload: Mapping[str, Any],
+    version: OcppVersion,
+    *,
+    response: bool = False,
 ) -> None:
     """Validate ``payload`` of ``action`` (``"SetChargingProfile"``, or a full schema name such as
     ``"GetCompositeScheduleResponse"``) against the official schema of ``version``.

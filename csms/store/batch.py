@@ -10,10 +10,12 @@ Guarantees and limits:
 
 * ``await writer.flush()`` returns once everything added before the call is committed (a lock
   orders it behind an in-flight background flush) and raises if the write fails.
-* A failed background write is retried on the next tick with its rows put back in front;
-  after ``MAX_ATTEMPTS`` consecutive failures the batch is dropped and logged, so one bad row
-  cannot wedge the writer. The buffer is capped at ``max_buffer`` rows (oldest dropped), so a
-  database outage costs memory only up to that cap. ``dropped`` counts what was lost.
+* A transient failure (connection lost, timeout, SQLite busy) puts the rows back in front and
+  the next tick retries them, for as long as the outage lasts; the buffer is capped at
+  ``max_buffer`` rows (oldest dropped), so an outage costs memory only up to that cap. Any other
+  error means a bad row: the batch is retried row by row and only the rows that fail again are
+  dropped, so one bad row can neither wedge the writer nor take its batch down with it.
+  ``dropped`` counts what was lost (and every loss is logged).
 * ``close()`` stops the task after a last flush; adding afterwards raises ``RuntimeError``.
 """
 
@@ -26,6 +28,8 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import structlog
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 
 from .payloads import parse_meter_values
 from .types import ensure_utc, utcnow
@@ -35,7 +39,21 @@ log = structlog.get_logger("csms.store")
 T = TypeVar("T")
 Row = dict[str, Any]
 
-MAX_ATTEMPTS = 3
+
+def is_transient(exc: BaseException) -> bool:
+    """Errors worth retrying the same rows for: lost connections, timeouts, a locked SQLite file."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, (OperationalError, InterfaceError, SATimeoutError, OSError, TimeoutError))
+
+
+class _Unwritten(Exception):
+    """Internal: a transient error stopped the write; ``rows`` were not written."""
+
+    def __init__(self, rows: list[Any], error: Exception) -> None:
+        super().__init__(f"{len(rows)} rows not written: {error!r}")
+        self.rows = rows
+        self.error = error
 
 
 class BatchWriter(Generic[T]):
@@ -64,7 +82,6 @@ class BatchWriter(Generic[T]):
         self._flush_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
-        self._failures = 0
 
     # -- buffer primitives (overridden by TouchWriter) ---------------------------------------
     def __len__(self) -> int:
@@ -113,13 +130,20 @@ class BatchWriter(Generic[T]):
                     await self._wake.wait()
             self._wake.clear()
             try:
-                await self._flush(background=True)
-            except Exception:  # never let the task die; _flush already logged
+                drained = await self._flush(background=True)
+            except Exception:  # never let the task die
                 log.exception("store writer flush failed", writer=self.name)
+                drained = False
+            if not drained and not self._closed:
+                await asyncio.sleep(self.flush_interval)  # back off instead of spinning on wake-ups
 
     async def flush(self) -> None:
         """Write everything buffered so far; raises if the database write fails."""
         await self._flush(background=False)
+
+    @property
+    def pending(self) -> int:
+        return len(self)
 
     async def close(self) -> None:
         self._closed = True
@@ -130,30 +154,56 @@ class BatchWriter(Generic[T]):
             self._task = None
         await self._flush(background=False)
 
-    async def _flush(self, *, background: bool) -> None:
+    async def _flush(self, *, background: bool) -> bool:
+        """Drain the buffer; False if a background flush stopped on a transient error."""
         async with self._flush_lock:
             while len(self):
                 batch = self._take(self.max_rows)
                 try:
-                    await self._sink(batch)
-                except Exception as exc:
-                    self._failures += 1
-                    if self._failures >= MAX_ATTEMPTS:
-                        self._failures = 0
-                        self._note_dropped(len(batch), f"write failed {MAX_ATTEMPTS} times: {exc!r}")
-                    else:
-                        self._requeue(batch)
+                    await self._write_batch(batch)
+                except _Unwritten as unwritten:
+                    self._requeue(unwritten.rows)
                     if background:
-                        log.warning("store writer flush failed, will retry", writer=self.name, error=repr(exc))
-                        return
-                    raise
+                        log.warning(
+                            "store writer flush failed, will retry",
+                            writer=self.name,
+                            pending=len(self),
+                            error=repr(unwritten.error),
+                        )
+                        return False
+                    raise unwritten.error from None
                 except BaseException:
                     # Cancelled mid-write: keep the rows (at worst written twice, never lost).
                     self._requeue(batch)
                     raise
-                self._failures = 0
-                self.written += len(batch)
             await self._after_flush(force=not background)
+            return True
+
+    async def _write_batch(self, batch: list[T]) -> None:
+        """Write a batch. A transient error (connection lost, database locked) raises
+        :class:`_Unwritten` with the rows to keep; any other error means some row is bad, so the
+        batch is retried row by row and only the rows that fail again are dropped."""
+        try:
+            await self._sink(batch)
+        except Exception as exc:
+            if is_transient(exc):
+                raise _Unwritten(batch, exc) from exc
+            if len(batch) == 1:
+                self._note_dropped(1, f"row rejected: {exc!r}")
+                return
+            log.warning("store batch rejected, retrying row by row", writer=self.name, error=repr(exc))
+        else:
+            self.written += len(batch)
+            return
+        for i, item in enumerate(batch):
+            try:
+                await self._sink([item])
+            except Exception as exc:
+                if is_transient(exc):
+                    raise _Unwritten(batch[i:], exc) from exc
+                self._note_dropped(1, f"row rejected: {exc!r}")
+            else:
+                self.written += 1
 
     async def _after_flush(self, *, force: bool) -> None:
         """Hook run under the flush lock once the buffer is drained."""

@@ -8,13 +8,15 @@ CSMS processes starting together migrate one after the other instead of racing.
 
 Developer use (new revisions, manual up/downgrades)::
 
-    python -m csms.store.migrate upgrade --url sqlite+aiosqlite:///data/csms.db
-    python -m csms.store.migrate revision -m "add foo" --autogenerate --url sqlite+aiosqlite:///tmp/dev.db
+    python -m csms.store --url sqlite+aiosqlite:///data/csms.db upgrade
+    python -m csms.store --url sqlite+aiosqlite:///data/csms.db current
+    python -m csms.store --url sqlite+aiosqlite:////tmp/dev.db revision -m "add foo" --autogenerate
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 from pathlib import Path
 
 from alembic import command
@@ -69,26 +71,28 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
         await conn.run_sync(_upgrade_sync, revision)
 
 
+async def downgrade(engine: AsyncEngine, revision: str) -> None:
+    """Downgrade to ``revision`` (``"base"`` drops everything). For development and tests."""
+    if engine.dialect.name == "sqlite":
+        engine = engine.execution_options(csms_immediate=True)
+    async with engine.begin() as conn:
+        await conn.run_sync(_downgrade_sync, revision)
+
+
+def _downgrade_sync(connection: Connection, revision: str) -> None:
+    cfg = alembic_config()
+    cfg.attributes["connection"] = connection
+    command.downgrade(cfg, revision)
+
+
 async def current_revision(engine: AsyncEngine) -> str | None:
     async with engine.connect() as conn:
         return await conn.run_sync(_current_sync)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m csms.store.migrate")
-    parser.add_argument("--url", required=True, help="SQLAlchemy async URL of the database")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    up = sub.add_parser("upgrade")
-    up.add_argument("revision", nargs="?", default="head")
-    down = sub.add_parser("downgrade")
-    down.add_argument("revision")
-    sub.add_parser("current")
-    rev = sub.add_parser("revision")
-    rev.add_argument("-m", "--message", required=True)
-    rev.add_argument("--autogenerate", action="store_true")
-    args = parser.parse_args(argv)
-
-    cfg = alembic_config(args.url)
+def _cli_sync(connection: Connection, args: argparse.Namespace) -> None:
+    cfg = alembic_config()
+    cfg.attributes["connection"] = connection
     if args.cmd == "upgrade":
         command.upgrade(cfg, args.revision)
     elif args.cmd == "downgrade":
@@ -99,5 +103,29 @@ def main(argv: list[str] | None = None) -> None:
         command.revision(cfg, message=args.message, autogenerate=args.autogenerate)
 
 
-if __name__ == "__main__":
-    main()
+async def _cli(args: argparse.Namespace) -> None:
+    from .repository import create_engine  # the store's engine: same pragmas, folder creation
+
+    engine = create_engine(args.url)
+    if engine.dialect.name == "sqlite":
+        engine = engine.execution_options(csms_immediate=True)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_cli_sync, args)
+    finally:
+        await engine.dispose()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m csms.store")
+    parser.add_argument("--url", required=True, help="SQLAlchemy URL of the database")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    up = sub.add_parser("upgrade")
+    up.add_argument("revision", nargs="?", default="head")
+    down = sub.add_parser("downgrade")
+    down.add_argument("revision")
+    sub.add_parser("current")
+    rev = sub.add_parser("revision", help="write a new revision file into csms/store/migrations/versions")
+    rev.add_argument("-m", "--message", required=True)
+    rev.add_argument("--autogenerate", action="store_true")
+    asyncio.run(_cli(parser.parse_args(argv)))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +37,7 @@ from sqlalchemy import Select, bindparam, delete, event, exists, func, or_, sele
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from . import migrate
@@ -139,7 +141,8 @@ def create_engine(url: str | URL, *, echo: bool = False) -> AsyncEngine:
 
 
 def _install_sqlite_hooks(engine: AsyncEngine) -> None:
-    """WAL + synchronous=NORMAL, and take over BEGIN from pysqlite.
+    """Per-connection pragmas (busy_timeout, synchronous=NORMAL, foreign keys), and take over
+    BEGIN from pysqlite. (WAL is persistent per file: :func:`_enable_sqlite_wal`.)
 
     pysqlite's legacy transaction handling starts transactions lazily before DML only, which
     breaks read-then-write atomicity and transactional DDL; SQLAlchemy's documented recipe turns
@@ -152,10 +155,9 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=10000")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=10000")
         finally:
             cursor.close()
 
@@ -163,6 +165,26 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
     def _on_begin(conn: Any) -> None:
         immediate = conn.get_execution_options().get("csms_immediate", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+async def _enable_sqlite_wal(engine: AsyncEngine, attempts: int = 100) -> None:
+    """Switch the database file to WAL (persistent, so once per file is enough).
+
+    Done once at open rather than in the connect hook: the switch needs an exclusive lock and
+    SQLite answers "database is locked" at once (no busy wait) when another connection or
+    process holds one, so it is retried here with an async sleep.
+    """
+    for attempt in range(attempts):
+        try:
+            async with engine.connect() as conn:
+                raw = await conn.get_raw_connection()
+                cursor = await raw.driver_connection.execute("PRAGMA journal_mode=WAL")  # type: ignore[union-attr]
+                await cursor.close()
+            return
+        except (OperationalError, sqlite3.OperationalError) as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.05)
 
 
 class Store:
@@ -208,12 +230,15 @@ class Store:
     ) -> Store:
         """Connect, migrate to the latest schema (idempotent) and start the background writers.
 
-        ``url``: ``sqlite+aiosqlite:///relative/or//abs/path.db`` (parent directories are created)
-        or ``postgresql+asyncpg://user[:pw]@host:port/db``; plain ``sqlite://``/``postgresql://``
-        are mapped to those drivers.
+        ``url``: ``sqlite+aiosqlite:///data/csms.db`` (relative) or ``sqlite+aiosqlite:////var/lib/csms.db``
+        (absolute; parent directories are created), ``sqlite+aiosqlite:///:memory:``, or
+        ``postgresql+asyncpg://user[:password]@host:port/dbname``. Plain ``sqlite://`` and
+        ``postgresql://`` URLs are mapped to those async drivers. Use the store from one event loop.
         """
         engine = create_engine(url, echo=echo)
         try:
+            if engine.dialect.name == "sqlite" and not _sqlite_is_memory(engine.url):
+                await _enable_sqlite_wal(engine)
             await migrate.upgrade(engine)
         except BaseException:
             await engine.dispose()

@@ -30,7 +30,10 @@ V21 = StationCapabilities(
     num_evses=2,
 )
 V201_NEG = StationCapabilities(
-    version="2.0.1", max_stack_level=8, max_periods=24, v2x_adapter="negative-limit"
+    version="2.0.1",
+    max_stack_level=8,
+    max_periods=24,
+    v2x_adapter="negative-limit",
 )
 V201 = StationCapabilities(version="2.0.1", max_stack_level=8, max_periods=24)
 
@@ -185,6 +188,12 @@ def test_tx_profile_needs_transaction() -> None:
     assert err.value.code == "TxNotFound"
 
 
+def test_overlong_transaction_id_is_refused() -> None:
+    with pytest.raises(BuilderError) as err:
+        build(intent([(0, 1000)], transaction_id="x" * 37), V21)
+    assert err.value.code == "FormatViolation"
+
+
 def test_tx_default_profile_intent() -> None:
     req = build(intent([(0, 6000)], purpose="TxDefaultProfile", transaction_id=None, evse_id=0), V21)
     assert req["evseId"] == 0
@@ -296,9 +305,6 @@ def test_capabilities_validation() -> None:
     limits = V201_NEG.to_limits()
     assert limits.allow_negative_limits and not V201.to_limits().allow_negative_limits
     req = build(intent([(0, -1000)]), V201_NEG)
-    assert (
-        check_set_charging_profile(
-            req, version="2.0.1", limits=limits, active_transactions={1: "tx-1"}, now=T0
-        )
-        == []
-    )
+    tx = {1: "tx-1"}
+    found = check_set_charging_profile(req, version="2.0.1", limits=limits, active_transactions=tx, now=T0)
+    assert found == []

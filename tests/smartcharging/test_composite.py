@@ -92,9 +92,8 @@ def test_capped_by_charging_station_max_profile() -> None:
 def test_cap_is_minimum_of_max_profile_and_external_constraints() -> None:
     tx = installed(1, profile(id=1, purpose="TxProfile", tx="t", periods=[(0, 32)]))
     cap = installed(0, profile(id=2, purpose="ChargingStationMaxProfile", periods=[(0, 20), (2 * HOUR, 12)]))
-    ext = installed(
-        1, profile(id=-3, purpose="ChargingStationExternalConstraints", periods=[(0, 25), (HOUR, 14)])
-    )
+    ext_wire = profile(id=-3, purpose="ChargingStationExternalConstraints", periods=[(0, 25), (HOUR, 14)])
+    ext = installed(1, ext_wire)
     assert limits(compose([tx, cap, ext])) == [(0, 20), (HOUR, 14), (2 * HOUR, 12)]
 
 
@@ -243,14 +242,12 @@ def test_adjacent_equal_periods_are_merged() -> None:
 
 
 def test_v201_negative_limit_is_discharge_not_capped_by_charging_cap() -> None:
-    tx = installed(
-        1, profile(id=1, purpose="TxProfile", tx="t", unit="W", periods=[(0, 7000), (HOUR, -5000)])
-    )
+    tx_wire = profile(id=1, purpose="TxProfile", tx="t", unit="W", periods=[(0, 7000), (HOUR, -5000)])
+    tx = installed(1, tx_wire)
     cap = installed(0, profile(id=2, purpose="ChargingStationMaxProfile", unit="W", periods=[(0, 3000)]))
     cs = compose([tx, cap], unit="W")
-    assert [
-        (p.start_period, p.operation_mode, p.limit, p.discharge_limit, p.setpoint) for p in cs.periods
-    ] == [
+    got = [(p.start_period, p.operation_mode, p.limit, p.discharge_limit, p.setpoint) for p in cs.periods]
+    assert got == [
         (0, M.CHARGING_ONLY, 3000, 0.0, None),
         (HOUR, M.CENTRAL_SETPOINT, 0.0, -5000, -5000),
     ]
@@ -371,12 +368,10 @@ def test_unconstrained_period_needs_default_limit_in_v201() -> None:
     cs = compose([], duration_s=60)
     with pytest.raises(ValueError, match="default_limit"):
         cs.to_wire("2.0.1")
-    assert cs.to_wire("2.0.1", default_limit=32)["chargingSchedulePeriod"] == [
-        {"startPeriod": 0, "limit": 32}
-    ]
-    assert cs.to_wire("2.1")["chargingSchedulePeriod"] == [
-        {"startPeriod": 0, "operationMode": "ChargingOnly"}
-    ]
+    v201 = cs.to_wire("2.0.1", default_limit=32)["chargingSchedulePeriod"]
+    assert v201 == [{"startPeriod": 0, "limit": 32}]
+    v21 = cs.to_wire("2.1")["chargingSchedulePeriod"]
+    assert v21 == [{"startPeriod": 0, "operationMode": "ChargingOnly"}]
 
 
 def test_composite_metadata_and_period_at() -> None:
@@ -393,14 +388,9 @@ def test_composite_metadata_and_period_at() -> None:
 
 
 def test_target_power_follows_setpoint_within_capabilities() -> None:
-    assert (
-        Setpoint(None, 0.0, None, M.CHARGING_ONLY).target_power_w(max_charge_w=11000, max_discharge_w=0)
-        == 11000
-    )
-    assert (
-        Setpoint(7000, 0.0, None, M.CHARGING_ONLY).target_power_w(max_charge_w=11000, max_discharge_w=0)
-        == 7000
-    )
+    caps = {"max_charge_w": 11000, "max_discharge_w": 0}
+    assert Setpoint(None, 0.0, None, M.CHARGING_ONLY).target_power_w(**caps) == 11000
+    assert Setpoint(7000, 0.0, None, M.CHARGING_ONLY).target_power_w(**caps) == 7000
     assert Setpoint(0.0, 0.0, None, M.IDLE).target_power_w(max_charge_w=11000, max_discharge_w=9000) == 0
     sp = Setpoint(0.0, -9000, -9000, M.CENTRAL_SETPOINT)
     assert sp.target_power_w(max_charge_w=11000, max_discharge_w=5000) == -5000

@@ -117,6 +117,7 @@ CASES: list[tuple[str, dict[str, Any], str, str | None]] = [
         "K01.FR.09",
     ),
     ("transactionId on default", request(1, profile(tx="tx-1")), "InvalidProfile", "K01.FR.03"),
+    ("transactionId too long", tx_request(tx="x" * 37), "FormatViolation", None),
     (
         "external constraints from CSMS",
         request(0, profile(purpose="ChargingStationExternalConstraints")),
@@ -173,7 +174,11 @@ CASES: list[tuple[str, dict[str, Any], str, str | None]] = [
 @pytest.mark.parametrize(("name", "req", "code", "requirement"), CASES, ids=[c[0] for c in CASES])
 @pytest.mark.parametrize("version", ["2.0.1", "2.1"])
 def test_rule_violations(
-    name: str, req: dict[str, Any], code: str, requirement: str | None, version: str
+    name: str,
+    req: dict[str, Any],
+    code: str,
+    requirement: str | None,
+    version: str,
 ) -> None:
     limits = LIMITS
     if code == "UnsupportedRateUnit":
@@ -219,9 +224,8 @@ def test_tx_default_same_stack_level_same_evse_conflicts() -> None:
 def test_tx_default_non_overlapping_validity_does_not_conflict() -> None:
     old = installed(1, profile(id=7, stack=2, valid_from=at(0), valid_to=at(3600)))
     assert check(request(1, profile(id=8, stack=2, valid_from=at(3600))), inst=[old]) == []
-    assert codes(check(request(1, profile(id=8, stack=2, valid_from=at(1800))), inst=[old])) == {
-        "DuplicateProfile"
-    }
+    overlapping = request(1, profile(id=8, stack=2, valid_from=at(1800)))
+    assert codes(check(overlapping, inst=[old])) == {"DuplicateProfile"}
 
 
 def test_tx_default_station_wide_and_evse_specific_same_stack_level_conflict() -> None:
@@ -365,13 +369,11 @@ def test_v201_negative_limit_needs_the_vendor_convention() -> None:
 
 
 def test_v201_rejects_21_fields_and_purposes() -> None:
-    assert codes(check(v21(period(0, 0, operationMode="ChargingOnly")), version="2.0.1")) == {
-        "FormatViolation"
-    }
+    with_mode = v21(period(0, 0, operationMode="ChargingOnly"))
+    assert codes(check(with_mode, version="2.0.1")) == {"FormatViolation"}
     assert codes(check(tx_request(maxOfflineDuration=60), version="2.0.1")) == {"FormatViolation"}
-    assert "UnsupportedPurpose" in codes(
-        check(v21(period(0, 10), purpose="PriorityCharging"), version="2.0.1")
-    )
+    priority = v21(period(0, 10), purpose="PriorityCharging")
+    assert "UnsupportedPurpose" in codes(check(priority, version="2.0.1"))
     assert "UnsupportedKind" in codes(check(tx_request(kind="Dynamic"), version="2.0.1"))
     assert codes(check(v21(period(0)), version="2.0.1")) == {"FormatViolation"}
 

@@ -121,8 +121,8 @@ def predicted_refusals(intent: PowerIntent, caps: StationCapabilities) -> set[st
         out.add("CannotDischarge")
     if "W" not in caps.rate_units and (discharge or "A" not in caps.rate_units):
         out.add("UnsupportedRateUnit")
-    factor = 1.0 if "W" in caps.rate_units else 1.0 / (caps.voltage * caps.phases)
-    values = [p if factor == 1.0 else round(p * factor, 1) for _, p in steps]
+    per_amp = caps.voltage * caps.phases
+    values = [p if "W" in caps.rate_units else round(p / per_amp, 1) for _, p in steps]
     runs = 1 + sum(1 for a, b in itertools.pairwise(values) if a != b)
     if runs > caps.max_periods:
         out.add("TooManyPeriods")
@@ -290,7 +290,13 @@ def naive_limit(stack: list[dict[str, Any]], t: int) -> float | None:
 def test_composite_matches_naive_evaluation(stack: list[dict[str, Any]], probes: list[int]) -> None:
     inst = [installed(item["evse"], item["wire"]) for item in stack]
     cs = composite_schedule(
-        inst, evse_id=1, start=T0, duration_s=4 * 3600, rate_unit="W", transaction_start=T0, now=T0
+        inst,
+        evse_id=1,
+        start=T0,
+        duration_s=4 * 3600,
+        rate_unit="W",
+        transaction_start=T0,
+        now=T0,
     )
     starts = [p.start_period for p in cs.periods]
     assert starts[0] == 0 and starts == sorted(set(starts)) and starts[-1] < 4 * 3600

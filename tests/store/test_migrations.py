@@ -13,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
-from csms.store import Store
+from csms.store import Store, migrate
 from csms.store.migrate import head_revision
 from csms.store.models import Base
 
@@ -50,6 +50,16 @@ async def test_fresh_database_is_migrated_to_head_and_reopen_is_idempotent(db_ur
             assert versions == [("0001",)]
         finally:
             await store.close()
+
+
+async def test_downgrade_to_base_and_upgrade_again(store: Store) -> None:
+    await store.upsert_station("CS-1")
+    await migrate.downgrade(store.engine, "base")
+    assert await store.schema_revision() is None
+    async with store.engine.connect() as conn:
+        assert await conn.run_sync(_tables) <= {"alembic_version"}
+    await migrate.upgrade(store.engine)
+    assert await store.schema_revision() == "0001" and await store.get_station("CS-1") is None
 
 
 async def test_concurrent_opens_migrate_once(db_url: str) -> None:

@@ -5,7 +5,7 @@ Two ways in:
 * Programmatic (the normal path): :func:`csms.store.migrate.upgrade` opens a connection on the
   application's async engine and passes the *sync* facade of it in
   ``config.attributes["connection"]``; migrations run inside that caller-owned transaction.
-* Command line: with ``sqlalchemy.url`` set on the config (see ``python -m csms.store.migrate``),
+* Command line: with ``sqlalchemy.url`` set on the config (the plain ``alembic`` command line),
   an async engine is created here and driven with ``asyncio.run``.
 
 SQLite gets ``render_as_batch`` so future ALTERs are emitted as copy-and-move batches.
