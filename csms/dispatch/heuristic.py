@@ -22,7 +22,10 @@ budget. Per step ``t`` it:
    would get a non-zero discharge below their minimum stable power are dropped
    and the need re-allocated among the others (a few rounds).
 5. outside event steps charges every car as early as possible toward its
-   target (respecting the site import limit for the optional part).
+   target (respecting the site import limit for the optional part); before an
+   event block it also pre-charges, if the fleet's deliverable energy falls
+   short of the block's target energy, just enough to close that gap (each
+   car the same fraction of the way to what it could export in the block).
 
 The result is passed through :func:`csms.dispatch.planner_core.repair` like the
 LP's, so floor, capacity and minimum-power rules hold exactly.
@@ -68,6 +71,42 @@ def _waterfill(need: float, weight: np.ndarray, cap: np.ndarray) -> np.ndarray:
     return out
 
 
+def _pre_event_goal(
+    problem: Problem,
+    e: np.ndarray,
+    keep: np.ndarray,
+    dub: np.ndarray,
+    avail: np.ndarray,
+    bs: int,
+    be: int,
+    rows: np.ndarray,
+) -> np.ndarray:
+    """Energy each car should hold before the event block ``[bs, be)`` so the fleet can cover its target.
+
+    A car's useful maximum is what it must keep at the end of its time in the
+    block plus what it could export there at its (derated) limit. If the
+    fleet's current deliverable energy falls short of the block's target
+    energy, every car is charged the same fraction of the way toward its useful
+    maximum -- just enough to close the gap (no needless cycling otherwise).
+    """
+    dt = problem.dt_h
+    in_block = avail[:, bs:be]
+    hours = in_block @ dt[bs:be]
+    potential = (dub[:, bs:be] * in_block) @ dt[bs:be]  # grid-side kWh at full derated power
+    last = np.clip(np.minimum(problem.b, be), 0, problem.n_steps)
+    keep_end = keep[rows, last]
+    useful = np.where(hours > 0, np.minimum(problem.cap, keep_end + potential / problem.eta_d), 0.0)
+    deliverable = np.minimum(potential, np.maximum(e - keep_end, 0.0) * problem.eta_d)
+    need = float(np.sum(np.nan_to_num(problem.ref_kw[bs:be]) * dt[bs:be]))
+    gap = need - float(deliverable.sum())
+    room = np.maximum(useful - np.maximum(e, keep_end), 0.0)
+    room_grid = float(np.sum(room * problem.eta_d))
+    if gap <= 0 or room_grid <= 0:
+        return np.zeros_like(e)
+    frac = min(1.0, gap / room_grid)
+    return np.where(room > 0, np.maximum(e, keep_end) + frac * room, 0.0)
+
+
 def heuristic_schedule(problem: Problem) -> np.ndarray:
     """Greedy schedule (N, T) in kW, positive = charge (see the module docstring)."""
     n, n_t = problem.n_cars, problem.n_steps
@@ -96,6 +135,15 @@ def heuristic_schedule(problem: Problem) -> np.ndarray:
                 t -= 1
         else:
             t -= 1
+
+    # next event block after each step: (start, end) step indices, or (-1, -1)
+    next_block = np.full((n_t, 2), -1, dtype=np.int64)
+    nb = (-1, -1)
+    for t in range(n_t - 1, -1, -1):
+        if event[t] and (t == 0 or not event[t - 1]):
+            nb = (t, int(block_end[t]))
+        next_block[t] = nb
+    rows = np.arange(n)
 
     e = problem.e0.copy()
     for t in range(n_t):
@@ -136,7 +184,11 @@ def heuristic_schedule(problem: Problem) -> np.ndarray:
             d[(d > 0) & (d < dmin - 1e-9)] = 0.0
             p = p - d
         elif not event[t]:
-            want = np.where(pres, np.clip((goal - e) / (eta_c * dt), 0.0, cmax), 0.0)
+            goal_t = goal
+            bs, be = next_block[t]
+            if bs > t and tracked[bs]:
+                goal_t = np.maximum(goal, _pre_event_goal(problem, e, keep, dub_all, avail, bs, be, rows))
+            want = np.where(pres, np.clip((goal_t - e) / (eta_c * dt), 0.0, cmax), 0.0)
             extra = np.maximum(want - mand, 0.0)
             room = -float(problem.x_lo[t]) - float(mand.sum())
             if np.isfinite(room) and extra.sum() > max(room, 0.0):

@@ -45,6 +45,7 @@ from csms.dispatch.planner_lp import solve_lp
 
 __all__ = [
     "LP_MAX_PAIRS",
+    "Method",
     "Plan",
     "ShortStep",
     "Shortfall",
@@ -110,7 +111,12 @@ def plan(
     """
     t_start = time.perf_counter()
     problem = build_problem(
-        snapshot, target, step_s=step_s, tail_step_s=tail_step_s, horizon_end=horizon_end, max_horizon_s=max_horizon_s
+        snapshot,
+        target,
+        step_s=step_s,
+        tail_step_s=tail_step_s,
+        horizon_end=horizon_end,
+        max_horizon_s=max_horizon_s,
     )
     return plan_problem(problem, method=method, time_budget_s=time_budget_s, t_start=t_start)
 
@@ -141,7 +147,12 @@ def plan_problem(
         notes.append(f"LP not solved ({res.status}); heuristic fallback")
     power = heuristic_schedule(problem)
     return assemble_plan(
-        problem, power, method="heuristic", status="ok", solve_time_s=time.perf_counter() - t_start, notes=notes
+        problem,
+        power,
+        method="heuristic",
+        status="ok",
+        solve_time_s=time.perf_counter() - t_start,
+        notes=notes,
     )
 
 
@@ -176,7 +187,9 @@ def diff_plans(old: Plan, new: Plan, tol_kw: float = 0.5, *, now: datetime | Non
     still planned to move power must be stopped; a new car must be commanded).
     """
     if new.n_steps == 0:
-        return {cid for cid in old.car_ids if np.any(np.abs(_sample(old, _epoch(old.step_starts))[0]) > tol_kw)}
+        return {
+            cid for cid in old.car_ids if np.any(np.abs(_sample(old, _epoch(old.step_starts))[0]) > tol_kw)
+        }
     t_from = (now or new.step_starts[0]).timestamp()
     t_to = new.step_ends[-1].timestamp()
     mids = []

@@ -72,12 +72,16 @@ def resolve_targets(events: list[EventTarget]) -> list[TargetSegment]:
                 flat.append((ev.priority, -ev_idx, -iv_idx, ev, iv_idx))
     if not flat:
         return []
-    bounds = sorted({t for *_, ev, iv_idx in flat for t in (ev.intervals[iv_idx].start, ev.intervals[iv_idx].end)})
+    bounds = sorted(
+        {t for *_, ev, iv_idx in flat for t in (ev.intervals[iv_idx].start, ev.intervals[iv_idx].end)}
+    )
     segments: list[TargetSegment] = []
     last_key: tuple[int, int] | None = None
     for lo, hi in itertools.pairwise(bounds):
         covering = [
-            item for item in flat if item[3].intervals[item[4]].start <= lo and item[3].intervals[item[4]].end >= hi
+            item
+            for item in flat
+            if item[3].intervals[item[4]].start <= lo and item[3].intervals[item[4]].end >= hi
         ]
         if not covering:
             last_key = None
@@ -101,7 +105,15 @@ def resolve_targets(events: list[EventTarget]) -> list[TargetSegment]:
         else:
             segments.append(
                 TargetSegment(
-                    lo, hi, iv.target_kw, iv.min_kw, iv.max_kw, ev.direction, ev.reserve_margin, prio, ev.event_id
+                    lo,
+                    hi,
+                    iv.target_kw,
+                    iv.min_kw,
+                    iv.max_kw,
+                    ev.direction,
+                    ev.reserve_margin,
+                    prio,
+                    ev.event_id,
                 )
             )
         last_key = key
@@ -206,7 +218,9 @@ class Problem:
         """
         avail = self.avail()
         charge_h = avail * self.dt_h[None, :]
-        remaining = np.concatenate([np.cumsum(charge_h[:, ::-1], axis=1)[:, ::-1], np.zeros((self.n_cars, 1))], axis=1)
+        remaining = np.concatenate(
+            [np.cumsum(charge_h[:, ::-1], axis=1)[:, ::-1], np.zeros((self.n_cars, 1))], axis=1
+        )
         keep = self.req[:, None] - self.eta_c[:, None] * self.cmax[:, None] * remaining
         return np.maximum(keep, self.lb[:, None])
 
@@ -216,7 +230,9 @@ class Problem:
         return times[:-1], times[1:]
 
 
-def _grid_edges(horizon_s: float, seg_spans: list[tuple[float, float]], step_s: float, tail_s: float) -> np.ndarray:
+def _grid_edges(
+    horizon_s: float, seg_spans: list[tuple[float, float]], step_s: float, tail_s: float
+) -> np.ndarray:
     """Step edges (seconds after t0) over ``[0, horizon_s]``: ``step_s`` in segments, ``tail_s`` elsewhere."""
     pts: list[np.ndarray] = [np.array([0.0, horizon_s])]
     cursor = 0.0
@@ -319,7 +335,9 @@ def build_problem(
     dmin = np.array([c.min_discharge_kw for c in cars], dtype=float)
     eta_c = np.array([c.eta_charge for c in cars], dtype=float)
     eta_d = np.array([c.eta_discharge for c in cars], dtype=float)
-    plug_s = np.array([rel(c.plugged_in_at) if c.plugged_in_at is not None else -1.0 for c in cars], dtype=float)
+    plug_s = np.array(
+        [rel(c.plugged_in_at) if c.plugged_in_at is not None else -1.0 for c in cars], dtype=float
+    )
     dep_s = np.array([rel(c.departure) for c in cars], dtype=float)
     # first step starting at/after arrival; one past the last step ending at/before departure
     a = np.searchsorted(edges[:-1], plug_s - 1e-6, side="left").astype(np.int64)
@@ -366,7 +384,7 @@ def build_problem(
         eta_d=eta_d,
         a=a,
         b=b,
-        infeasible_need=infeasible & (b > a),
+        infeasible_need=infeasible & (dep_s > 0),
         can_discharge=can_dis,
         departs_in_horizon=departs_in,
     )
@@ -374,8 +392,13 @@ def build_problem(
 
 def simulate(problem: Problem, power: np.ndarray) -> np.ndarray:
     """Battery energy (kWh) at every edge, shape (N, T+1), for a net power matrix (kW, + = charge)."""
-    gain = np.where(power > 0, power * problem.eta_c[:, None], power / problem.eta_d[:, None]) * problem.dt_h[None, :]
-    return problem.e0[:, None] + np.concatenate([np.zeros((problem.n_cars, 1)), np.cumsum(gain, axis=1)], axis=1)
+    gain = (
+        np.where(power > 0, power * problem.eta_c[:, None], power / problem.eta_d[:, None])
+        * problem.dt_h[None, :]
+    )
+    return problem.e0[:, None] + np.concatenate(
+        [np.zeros((problem.n_cars, 1)), np.cumsum(gain, axis=1)], axis=1
+    )
 
 
 def repair(problem: Problem, power: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -422,6 +445,77 @@ def repair(problem: Problem, power: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return p, energy
 
 
+def consolidate_min_power(problem: Problem, power: np.ndarray) -> np.ndarray:
+    """Remove discharges below the minimum stable power by swapping energy between steps (returns a copy).
+
+    An LP vertex typically leaves a car whose energy budget binds with one
+    "remainder" step where it discharges a little. For such a remainder ``r``
+    at step ``t`` of car ``i``, find a step ``t2`` where ``i`` already
+    discharges and has room for ``r`` more, and a partner car ``j`` discharging
+    at both steps with room for ``r`` more at ``t`` and at least its minimum
+    left at ``t2`` after giving ``r`` up: move ``r`` of ``i`` from ``t`` to
+    ``t2`` and ``r`` of ``j`` from ``t2`` to ``t``. Every car keeps its total
+    energy and every step keeps its total export, so the objective is
+    unchanged. If step ``t2`` is short of its reference by at least ``r``, no
+    partner is needed. A move is kept only if both cars' energy paths stay
+    within their bounds (outside the compact LP's monotone blocks a car may
+    charge between the two steps). Remainders that cannot be swapped are left to
+    :func:`repair` (set to 0) and :func:`top_up`.
+    """
+    p = np.array(power, dtype=float, copy=True)
+    d = np.maximum(-p, 0.0)
+    dub = problem.dmax_steps()
+    dmin = problem.dmin
+    viol = np.argwhere((d > POWER_EPS_KW) & (d < dmin[:, None] - 1e-9))
+    if viol.size == 0:
+        return p
+    export = -p.sum(axis=0)
+    ref = np.where(problem.track, np.minimum(np.nan_to_num(problem.ref_kw), problem.x_hi), -np.inf)
+    charge = np.maximum(p, 0.0)
+
+    def path_ok(k: int) -> bool:
+        row = charge[k] - d[k]
+        gain = np.where(row > 0, row * problem.eta_c[k], row / problem.eta_d[k]) * problem.dt_h
+        e = problem.e0[k] + np.cumsum(gain)
+        return bool(np.all(e >= problem.lb[k] - 1e-9) and np.all(e <= problem.cap[k] + 1e-9))
+
+    for i, t in viol:
+        r = d[i, t]
+        if not (0 < r < dmin[i] - 1e-9):
+            continue
+        cand = np.flatnonzero((d[i] >= dmin[i]) & (d[i] + r <= dub[i] + 1e-9))
+        cand = cand[cand != t]
+        if cand.size == 0:
+            continue
+        short = cand[ref[cand] - export[cand] >= r - 1e-9]
+        moved = False
+        for t2 in short[:4]:
+            d[i, t], d[i, t2] = 0.0, d[i, t2] + r
+            if path_ok(i):
+                export[t] -= r
+                export[t2] += r
+                moved = True
+                break
+            d[i, t], d[i, t2] = r, d[i, t2] - r
+        if moved:
+            continue
+        at_t = (d[:, t] >= dmin) & (d[:, t] + r <= dub[:, t] + 1e-9)
+        at_t[i] = False
+        if not at_t.any():
+            continue
+        js = np.flatnonzero(at_t)
+        ok = d[np.ix_(js, cand)] - r >= np.maximum(dmin[js], POWER_EPS_KW)[:, None]
+        for jj, cc in np.argwhere(ok)[:8]:
+            j, t2 = int(js[jj]), int(cand[cc])
+            d[i, t], d[i, t2] = 0.0, d[i, t2] + r
+            d[j, t2], d[j, t] = d[j, t2] - r, d[j, t] + r
+            if path_ok(i) and path_ok(j):
+                break
+            d[i, t], d[i, t2] = r, d[i, t2] - r
+            d[j, t2], d[j, t] = d[j, t2] + r, d[j, t] - r
+    return np.where(d > 0, -d, np.maximum(p, 0.0))
+
+
 def top_up(problem: Problem, power: np.ndarray, energy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Use spare energy to close per-step shortfalls left by rounding (in place; returns the arrays).
 
@@ -434,27 +528,35 @@ def top_up(problem: Problem, power: np.ndarray, energy: np.ndarray) -> tuple[np.
     unchanged. Nothing planned for later steps is taken away, so this never
     hurts another step.
     """
-    n_t = problem.n_steps
-    if problem.n_cars == 0:
+    n, n_t = problem.n_cars, problem.n_steps
+    if n == 0:
+        return power, energy
+    export = -power.sum(axis=0)
+    target = np.minimum(np.nan_to_num(problem.ref_kw), problem.x_hi)
+    steps = np.flatnonzero(problem.track & (target - export > 1e-6))
+    if steps.size == 0:
         return power, energy
     dub = problem.dmax_steps()
+    # suffix minimum over edges (t, b_i] of energy above the lower bound
     edges = np.arange(n_t + 1)
-    for t in np.flatnonzero(problem.track):
-        x = -power[:, t].sum()
-        deficit = min(float(problem.ref_kw[t]), float(problem.x_hi[t])) - x
+    head = np.where(edges[None, :] <= problem.b[:, None], energy - problem.lb[:, None], np.inf)
+    suffix = np.minimum.accumulate(head[:, ::-1], axis=1)[:, ::-1]
+    suffix = np.concatenate([suffix, np.full((n, 1), np.inf)], axis=1)
+    dep_slack = energy[np.arange(n), problem.b] - problem.req
+    used = np.zeros(n)  # energy already taken from each car by earlier top-ups
+    for t in steps:
+        pt = power[:, t]
+        deficit = float(target[t] + pt.sum())
         if deficit <= 1e-6:
             continue
         dt = problem.dt_h[t]
-        later = (edges[None, :] > t) & (edges[None, :] <= problem.b[:, None])
-        fut = np.where(later, energy - problem.lb[:, None], np.inf).min(axis=1)
         there = problem.b > t
-        dep = np.where(there, energy[np.arange(problem.n_cars), problem.b] - problem.req, -np.inf)
-        slack = np.maximum(np.minimum(fut, dep) - 1e-7, 0.0)
-        pt = power[:, t]
+        slack = np.where(there, np.minimum(suffix[:, t + 1], dep_slack) - used - 1e-7, 0.0)
+        slack = np.maximum(slack, 0.0)
         factor = np.where(pt > 0, problem.eta_c, 1.0 / problem.eta_d) * dt
-        max_up = np.where(pt > 0, pt, np.where(pt < 0, dub[:, t] + pt, 0.0))
-        max_up = np.where(there & (dub[:, t] > 0) | (pt > 0), np.minimum(max_up, slack / factor), 0.0)
-        delta = np.zeros(problem.n_cars)
+        max_up = np.where(pt > 0, pt, np.where(pt < 0, np.maximum(dub[:, t] + pt, 0.0), 0.0))
+        max_up = np.minimum(max_up, slack / factor)
+        delta = np.zeros(n)
         for group in (pt < 0, pt > 0):
             room = np.where(group, max_up, 0.0)
             total = float(room.sum())
@@ -466,9 +568,9 @@ def top_up(problem: Problem, power: np.ndarray, energy: np.ndarray) -> tuple[np.
         if deficit > 1e-6:
             idle = np.flatnonzero((pt == 0) & there & (dub[:, t] > 0))
             cand = np.minimum(dub[idle, t], slack[idle] / factor[idle])
-            order = idle[np.argsort(-cand)]
-            for i in order:
-                room_i = min(float(dub[i, t]), float(slack[i] / factor[i]), deficit)
+            for k in np.argsort(-cand):
+                i = idle[k]
+                room_i = min(float(cand[k]), deficit)
                 if room_i < max(problem.dmin[i], 1e-3):
                     continue
                 delta[i] = room_i
@@ -478,6 +580,7 @@ def top_up(problem: Problem, power: np.ndarray, energy: np.ndarray) -> tuple[np.
         if not delta.any():
             continue
         power[:, t] = pt - delta
+        used += delta * factor
         energy[:, t + 1 :] -= (delta * factor)[:, None]
     return power, energy
 
@@ -629,7 +732,7 @@ def assemble_plan(
     tol_kw: float = 1e-3,
 ) -> Plan:
     """Repair ``power`` and wrap it, with its metrics and reports, into a :class:`Plan`."""
-    p, energy = repair(problem, power)
+    p, energy = repair(problem, consolidate_min_power(problem, power))
     p, energy = top_up(problem, p, energy)
     export = -p.sum(axis=0)
     tgt, dlv, dirs = delivered_in_event_terms(problem, export)
@@ -680,7 +783,9 @@ def assemble_plan(
     )
 
 
-def nae(target_series: np.ndarray | list[float], delivered_series: np.ndarray | list[float], dt=None) -> float:
+def nae(
+    target_series: np.ndarray | list[float], delivered_series: np.ndarray | list[float], dt=None
+) -> float:
     """Normalised absolute tracking error ``sum |target - delivered| dt / sum target dt``.
 
     ``dt`` are per-interval durations (any unit; default: equal intervals).

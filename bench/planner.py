@@ -1,0 +1,413 @@
+"""Benchmark of the V2G dispatch planner (``python -m bench.planner``).
+
+Prints one table:
+
+* LP solve time for 1,000 cars x 60 five-minute intervals (16:00-21:00 export
+  event, median of 3), for a feasible and an infeasible (capacity-limited) target;
+* 10,000 cars planned by the heuristic (and by ``method="auto"``);
+* regret on a Caltech-like scenario: real ACN-Data Caltech sessions
+  (``shared/data/acn-caltech``), cars plugged in during a 16:00-21:00 export
+  event, the online planner replanning every 5 minutes knowing only the cars
+  present vs the perfect-foresight LP that knows every arrival and departure.
+
+EV model assigned to the Caltech sessions (they carry no battery data): a
+Nissan Leaf of 40 or 62 kWh (alternating by session), 15 kW bidirectional DC
+charger (charge and discharge), 2 kW minimum stable discharge, 0.9 efficiency
+each way, SoC floor 0.2. SoC at arrival is drawn in 0.2-0.6; the driver's
+target SoC is ``min(0.95, SoC at arrival + requested kWh / capacity)``. Cars
+already plugged in at 16:00 are given the SoC they would have after charging
+at 6.6 kW (a typical level-2 rate) since arrival, capped at their target. The
+departure the planner is told is the real one (drivers' own estimates are
+often far off; this benchmark isolates not knowing future arrivals).
+
+Options: ``--days N`` (Caltech weekdays, default 20), ``--quick`` (fewer
+repetitions), ``--data DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import statistics
+import sys
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from csms.dispatch.fleet import CarState, EventTarget, FleetSnapshot
+from csms.dispatch.planner import Method, Plan, nae, perfect_foresight_plan, plan
+
+PACIFIC = ZoneInfo("America/Los_Angeles")
+DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "acn-caltech"
+STEP_S = 300.0
+L2_KW = 6.6
+
+
+def synthetic_fleet(
+    n: int, t0: datetime, *, seed: int = 0, departures_h: tuple[float, float] = (1.0, 8.0)
+) -> list[CarState]:
+    """``n`` random cars plugged in at ``t0`` (mixed Leafs, 10-20 kW chargers, departures after ``t0``)."""
+    rng = np.random.default_rng(seed)
+    cap = rng.choice([40.0, 62.0], n)
+    soc = rng.uniform(0.35, 0.95, n)
+    target = rng.uniform(0.3, 0.85, n)
+    cmax = rng.choice([11.0, 15.0, 20.0], n)
+    dmax = rng.choice([10.0, 15.0, 20.0], n)
+    dmin = rng.choice([0.0, 1.5, 3.0], n)
+    dep = rng.uniform(departures_h[0], departures_h[1], n)
+    return [
+        CarState(
+            car_id=f"car{i:05d}",
+            station_id=f"st{i // 2:05d}",
+            evse_id=1 + i % 2,
+            soc=float(soc[i]),
+            capacity_kwh=float(cap[i]),
+            max_charge_kw=float(cmax[i]),
+            max_discharge_kw=float(dmax[i]),
+            min_discharge_kw=float(dmin[i]),
+            soc_floor=0.2,
+            target_soc=float(target[i]),
+            departure=t0 + timedelta(hours=float(dep[i])),
+            plugged_in_at=t0 - timedelta(hours=2),
+        )
+        for i in range(n)
+    ]
+
+
+@dataclass
+class Timed:
+    """Median wall and CPU time of repeated planner runs, and the last plan."""
+
+    wall: float
+    cpu: float
+    plan: Plan
+
+
+def _timed(fn: Callable[[], Plan], reps: int) -> Timed:
+    walls: list[float] = []
+    cpus: list[float] = []
+    out: Plan | None = None
+    for _ in range(reps):
+        w, c = time.perf_counter(), time.process_time()
+        out = fn()
+        walls.append(time.perf_counter() - w)
+        cpus.append(time.process_time() - c)
+    assert out is not None
+    return Timed(statistics.median(walls), statistics.median(cpus), out)
+
+
+# --------------------------------------------------------------------------- synthetic scale runs
+
+T_EVENT = datetime(2025, 8, 1, 23, 0, tzinfo=UTC)  # 16:00 PDT
+
+
+def bench_lp_1000(reps: int, per_car_kw: float) -> Timed:
+    """1,000 cars, 60 five-minute intervals (16:00-21:00), LP; departures 1-8 h after 16:00."""
+    cars = synthetic_fleet(1000, T_EVENT, seed=1)
+    snap = FleetSnapshot(time=T_EVENT, cars=cars)
+    ev = EventTarget.flat(T_EVENT, T_EVENT + timedelta(hours=5), per_car_kw * len(cars))
+    return _timed(lambda: plan(snap, ev, step_s=STEP_S, method="lp", time_budget_s=60.0), reps)
+
+
+def bench_10k(method: Method, reps: int) -> Timed:
+    """10,000 cars, same event (2 kW per car), planned with ``method``."""
+    cars = synthetic_fleet(10_000, T_EVENT, seed=2)
+    snap = FleetSnapshot(time=T_EVENT, cars=cars)
+    ev = EventTarget.flat(T_EVENT, T_EVENT + timedelta(hours=5), 2.0 * len(cars))
+    return _timed(lambda: plan(snap, ev, step_s=STEP_S, method=method, time_budget_s=600.0), reps)
+
+
+# --------------------------------------------------------------------------- Caltech regret
+
+
+@dataclass(frozen=True)
+class Session:
+    """One ACN-Data session, times in UTC."""
+
+    session_id: str
+    station_id: str
+    arrival: datetime
+    departure: datetime
+    requested_kwh: float
+    delivered_kwh: float
+
+
+def load_sessions(data_dir: Path) -> list[Session]:
+    """All sessions of the gzip CSVs in ``data_dir``."""
+    out: list[Session] = []
+    for path in sorted(data_dir.glob("*.csv.gz")):
+        with gzip.open(path, "rt", newline="") as fh:
+            for row in csv.DictReader(fh):
+                arr = datetime.fromisoformat(row["arrival"]).astimezone(UTC)
+                dep = datetime.fromisoformat(row["departure"]).astimezone(UTC)
+                if dep <= arr:
+                    continue
+                out.append(
+                    Session(
+                        row["session_id"],
+                        row["station_id"],
+                        arr,
+                        dep,
+                        float(row["requested_energy (kWh)"]),
+                        float(row["delivered_energy (kWh)"]),
+                    )
+                )
+    return out
+
+
+def _event_window(day: date) -> tuple[datetime, datetime]:
+    start = datetime(day.year, day.month, day.day, 16, 0, tzinfo=PACIFIC).astimezone(UTC)
+    return start, start + timedelta(hours=5)
+
+
+def weekdays_with_fleet(sessions: list[Session], n_days: int, min_cars: int = 5) -> list[date]:
+    """Up to ``n_days`` weekdays, spread over the data set, with ``min_cars`` or more EVs at 16:00."""
+    counts: dict[date, int] = {}
+    for s in sessions:
+        day = s.arrival.astimezone(PACIFIC).date()
+        if day.weekday() >= 5:
+            continue
+        start, _ = _event_window(day)
+        if s.arrival <= start < s.departure:
+            counts[day] = counts.get(day, 0) + 1
+    days = sorted(d for d, c in counts.items() if c >= min_cars)
+    if len(days) <= n_days:
+        return days
+    idx = np.linspace(0, len(days) - 1, n_days).round().astype(int)
+    return [days[i] for i in idx]
+
+
+def caltech_cars(
+    sessions: list[Session], day: date, control_start: datetime
+) -> tuple[list[CarState], datetime, datetime]:
+    """Cars of ``day`` connected at some point between ``control_start`` and 21:00 (EV model: module doc)."""
+    start, end = _event_window(day)
+    cars: list[CarState] = []
+    for k, s in enumerate(sorted(sessions, key=lambda x: x.arrival)):
+        if not (s.arrival < end and s.departure > max(start, control_start)):
+            continue
+        if s.arrival.astimezone(PACIFIC).date() != day:
+            continue
+        rng = np.random.default_rng(zlib.crc32(s.session_id.encode()))
+        cap = 40.0 if k % 2 == 0 else 62.0
+        soc_arr = float(rng.uniform(0.2, 0.6))
+        target = min(0.95, soc_arr + s.delivered_kwh / cap)
+        soc = soc_arr
+        if s.arrival < control_start:  # uncontrolled level-2 charging until the CSMS takes over
+            hours = (control_start - s.arrival).total_seconds() / 3600
+            soc = min(max(target, soc_arr), soc_arr + 0.9 * L2_KW * hours / cap)
+        cars.append(
+            CarState(
+                car_id=s.session_id,
+                station_id=s.station_id,
+                soc=min(1.0, soc),
+                capacity_kwh=cap,
+                max_charge_kw=15.0,
+                max_discharge_kw=15.0,
+                min_discharge_kw=2.0,
+                eta_charge=0.9,
+                eta_discharge=0.9,
+                soc_floor=0.2,
+                target_soc=target,
+                departure=s.departure,
+                plugged_in_at=max(s.arrival, control_start),
+            )
+        )
+    return cars, start, end
+
+
+def _advance(car: CarState, power_kw: float, hours: float) -> float:
+    """SoC of ``car`` after ``hours`` at ``power_kw`` (grid side, + = charge)."""
+    e = car.soc * car.capacity_kwh
+    e += (power_kw * car.eta_charge if power_kw > 0 else power_kw / car.eta_discharge) * hours
+    return min(1.0, max(0.0, e / car.capacity_kwh))
+
+
+@dataclass
+class Run:
+    """Delivered export per 5-minute event interval, final SoC per car, replan times."""
+
+    delivered: np.ndarray
+    final_soc: dict[str, float]
+    solve_s: list[float]
+
+
+def _departure_soc(p: Plan, car: CarState) -> float:
+    """SoC at departure from a plan; a car leaving after the horizon charges at full power until it leaves."""
+    soc = float(p.soc[p.index(car.car_id), -1])
+    left_h = max(0.0, (car.departure - p.step_ends[-1]).total_seconds() / 3600) if p.n_steps else 0.0
+    return min(1.0, soc + car.eta_charge * car.max_charge_kw * left_h / car.capacity_kwh) if left_h else soc
+
+
+def online_run(
+    cars: list[CarState], t0: datetime, start: datetime, end: datetime, target_kw: float, method: Method
+) -> Run:
+    """From ``t0``, replan every 5 minutes with only the cars present, execute the first step, and score."""
+    ev = EventTarget.flat(start, end, target_kw)
+    soc = {c.car_id: c.soc for c in cars}
+    delivered: list[float] = []
+    solve: list[float] = []
+    t = t0
+    while t < end:
+        present = [
+            c.model_copy(update={"soc": soc[c.car_id]})
+            for c in cars
+            if (c.plugged_in_at or t0) <= t < c.departure
+        ]
+        p = plan(FleetSnapshot(time=t, cars=present), ev, step_s=STEP_S, method=method)
+        solve.append(p.solve_time_s)
+        step_end = min(t + timedelta(seconds=STEP_S), p.step_ends[0])
+        hours = (step_end - t).total_seconds() / 3600
+        for c in present:
+            soc[c.car_id] = _advance(c, float(p.power_kw[p.index(c.car_id), 0]), hours)
+        if t >= start:
+            delivered.append(float(p.export_kw[0]))
+        t = step_end
+    # after the event: charge everyone still plugged in toward their target and check departures
+    staying = [c.model_copy(update={"soc": soc[c.car_id]}) for c in cars if c.departure > end]
+    after = plan(FleetSnapshot(time=end, cars=staying), None, step_s=STEP_S, method=method)
+    final = {c.car_id: soc[c.car_id] for c in cars if c.departure <= end}
+    for c in staying:
+        final[c.car_id] = _departure_soc(after, c)
+    return Run(np.array(delivered), final, solve)
+
+
+def pf_run(cars: list[CarState], t0: datetime, start: datetime, end: datetime, target_kw: float) -> Run:
+    """Perfect-foresight LP over the same scenario (knows every arrival and departure from ``t0``)."""
+    ev = EventTarget.flat(start, end, target_kw)
+    t = time.perf_counter()
+    p = perfect_foresight_plan(FleetSnapshot(time=t0, cars=cars), ev, step_s=STEP_S, tail_step_s=STEP_S)
+    m = np.array([d is not None for d in p.directions])
+    final = {c.car_id: _departure_soc(p, c) for c in cars}
+    return Run(p.export_kw[m], final, [time.perf_counter() - t])
+
+
+def _stranded(cars: list[CarState], final: dict[str, float], start: datetime) -> int:
+    """Drivers who leave below a target they could have reached by charging at full power from plug-in."""
+    bad = 0
+    for c in cars:
+        t_from = c.plugged_in_at or start
+        hours = max(0.0, (c.departure - t_from).total_seconds() / 3600 - 5 / 60)  # one step of discretisation
+        reachable = min(1.0, c.soc + c.eta_charge * c.max_charge_kw * hours / c.capacity_kwh)
+        if c.target_soc <= reachable - 1e-9 and final[c.car_id] < c.target_soc - 1e-6:
+            bad += 1
+    return bad
+
+
+def caltech_regret(
+    data_dir: Path, n_days: int, kw_per_car_at_16: float, lead_h: float
+) -> list[dict[str, float]]:
+    """Per-day scores of the online LP, the online heuristic and the perfect-foresight LP on Caltech weekdays.
+
+    The CSMS controls the cars from ``lead_h`` hours before the event (the event
+    is known day-ahead), so every planner may pre-charge for it.
+    """
+    sessions = load_sessions(data_dir)
+    rows: list[dict[str, float]] = []
+    for day in weekdays_with_fleet(sessions, n_days):
+        start, end = _event_window(day)
+        t0 = start - timedelta(hours=lead_h)
+        cars, start, end = caltech_cars(sessions, day, t0)
+        at_start = sum(1 for c in cars if (c.plugged_in_at or t0) <= start < c.departure)
+        target = kw_per_car_at_16 * at_start
+        tgt = np.full(60, target)
+        row: dict[str, float] = {"cars": len(cars), "at16": at_start, "target": target}
+        runs: dict[str, Run] = {"pf": pf_run(cars, t0, start, end, target)}
+        for method in ("lp", "heuristic"):
+            runs[method] = online_run(cars, t0, start, end, target, method)
+        for name, run in runs.items():
+            d = run.delivered
+            row[name] = nae(tgt, d)
+            row[f"{name}_within"] = float(np.mean(np.abs(d - tgt) <= 0.1 * tgt))
+            row[f"{name}_ratio"] = float(np.mean(d) / target)
+            row[f"{name}_stranded"] = _stranded(cars, run.final_soc, start)
+            row[f"{name}_solve_ms"] = 1000 * float(np.median(run.solve_s))
+        rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _timing_line(name: str, r: Timed, reps: int, budget: str) -> tuple[str, str, str]:
+    p = r.plan
+    return (
+        name,
+        f"{r.wall:.3f} s wall, {r.cpu:.3f} s CPU (median of {reps})",
+        f"{budget}; used {p.method}, {p.n_steps} steps, delivers "
+        f"{p.shortfall.achievable_kwh:.0f}/{p.shortfall.target_kwh:.0f} kWh of the target",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmarks and print the table."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--days", type=int, default=20, help="Caltech weekdays for the regret run")
+    ap.add_argument("--kw-per-car", type=float, default=3.0, help="target per car connected at 16:00 (kW)")
+    ap.add_argument("--lead-h", type=float, default=2.0, help="hours of control before the event")
+    ap.add_argument("--quick", action="store_true", help="1 repetition, 5 days")
+    ap.add_argument("--lp-10k", action="store_true", help="also time the LP on 10,000 cars (slow)")
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    args = ap.parse_args(argv)
+    reps = 1 if args.quick else 3
+    days = 5 if args.quick else args.days
+    lines: list[tuple[str, str, str]] = []
+
+    for per_car, label in ((1.0, "feasible target, 1 kW/car"), (6.0, "infeasible target, 6 kW/car")):
+        r = bench_lp_1000(reps, per_car)
+        lines.append(_timing_line(f"1,000 cars x 60 intervals, LP ({label})", r, reps, "target < 2 s"))
+    methods: list[Method] = ["heuristic", "auto"] + (["lp"] if args.lp_10k else [])
+    for method in methods:
+        r = bench_10k(method, 1 if method == "lp" else reps)
+        lines.append(_timing_line(f"10,000 cars x 60 intervals, {method}", r, reps, "target < 5 s"))
+
+    rows = caltech_regret(args.data, days, args.kw_per_car, args.lead_h) if args.data.exists() else []
+    if rows:
+
+        def mean(key: str) -> float:
+            return float(np.mean([r[key] for r in rows]))
+
+        def total(key: str) -> int:
+            return int(sum(r[key] for r in rows))
+
+        info = f"{len(rows)} weekdays, {mean('cars'):.1f} cars/day, {mean('at16'):.1f} at 16:00; "
+        info += f"target {args.kw_per_car:g} kW x cars at 16:00 (mean {mean('target'):.0f} kW); "
+        info += f"control from {args.lead_h:g} h before"
+        lines.append(("Caltech 16:00-21:00 export event", info, ""))
+        labels = {
+            "pf": "  perfect-foresight LP",
+            "lp": "  online LP, replan every 5 min",
+            "heuristic": "  online heuristic, replan every 5 min",
+        }
+        for name, label in labels.items():
+            regret = "" if name == "pf" else f"  regret {mean(name) - mean('pf'):+.3f}"
+            lines.append(
+                (
+                    label,
+                    f"NAE {mean(name):.3f}{regret}",
+                    f"delivery ratio {mean(name + '_ratio'):.2f}, 5-min intervals within +-10% "
+                    f"{mean(name + '_within'):.2f}, stranded drivers {total(name + '_stranded')}, "
+                    f"median solve {mean(name + '_solve_ms'):.0f} ms",
+                )
+            )
+    else:
+        lines.append(("Caltech scenario", f"skipped: no data in {args.data}", ""))
+
+    w0 = max(len(a) for a, _, _ in lines)
+    w1 = max(len(b) for _, b, _ in lines)
+    print(f"{'benchmark':<{w0}}  {'result':<{w1}}  notes")
+    print("-" * (w0 + w1 + 60))
+    for a, b, c in lines:
+        print(f"{a:<{w0}}  {b:<{w1}}  {c}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
