@@ -61,7 +61,7 @@ transaction, needs, profile."""
 class CentralSystem:
     def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
         self.settings = settings
-        self.clock = clock or Clock(settings.clock.epoch, settings.clock.speed)
+        self.clock = clock or Clock(settings.clock.epoch, settings.clock.speed, settings.clock.anchor)
         self.store: Store | None = None
         self.states: dict[str, StationState] = {}
         self.sessions: dict[str, StationSession] = {}

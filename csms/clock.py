@@ -34,14 +34,21 @@ def parse_rfc3339(text: str) -> datetime:
 
 
 class Clock:
-    """Maps wall time onto simulated time: ``sim = epoch + (wall - wall0) * speed``."""
+    """Maps wall time onto simulated time: ``sim = epoch + (wall - anchor) * speed``.
 
-    def __init__(self, epoch: datetime | None = None, speed: float = 1.0) -> None:
+    ``anchor`` is the wall-clock instant at which simulated time equals ``epoch`` (default:
+    when the clock is made). Two processes given the same epoch, speed and anchor agree on
+    simulated time; within one process the clock runs on the monotonic timer.
+    """
+
+    def __init__(self, epoch: datetime | None = None, speed: float = 1.0, anchor: datetime | None = None) -> None:
         if speed <= 0:
             raise ValueError("clock speed must be positive")
         self.speed = float(speed)
         self.epoch = (epoch or utcnow()).astimezone(UTC)
-        self._mono0 = time.monotonic()
+        lag = 0.0 if anchor is None else max(0.0, (utcnow() - anchor).total_seconds())
+        self.anchor = utcnow() - timedelta(seconds=lag) if anchor is None else anchor.astimezone(UTC)
+        self._mono0 = time.monotonic() - lag
 
     def now(self) -> datetime:
         return self.epoch + timedelta(seconds=(time.monotonic() - self._mono0) * self.speed)

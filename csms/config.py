@@ -63,8 +63,9 @@ class LogSettings(_Section):
 class ClockSettings(_Section):
     speed: float = Field(1.0, gt=0)
     epoch: datetime | None = None
+    anchor: datetime | None = Field(None, description="wall-clock instant at which simulated time = epoch")
 
-    @field_validator("epoch")
+    @field_validator("epoch", "anchor")
     @classmethod
     def _aware(cls, v: datetime | None) -> datetime | None:
         if v is not None and v.tzinfo is None:

@@ -167,6 +167,7 @@ class StationConfig(BaseModel):
     import_wh: float = Field(0.0, ge=0, description="initial import register (per EVSE)")
     export_wh: float = Field(0.0, ge=0, description="initial export register (per EVSE)")
     call_timeout_s: float = Field(30.0, gt=0, description="wall seconds")
+    validate_messages: bool = Field(True, description="check every payload in and out against the OCA schemas")
     sessions: list[SessionConfig] = Field(default_factory=list)
     faults: FaultConfig = Field(default_factory=FaultConfig)
 
@@ -212,6 +213,17 @@ class GroupConfig(StationConfig):
     count: int = Field(1, ge=1)
     stagger_s: Seconds = 0.0
     """Shift every scripted session of the n-th station by (n-1) x stagger_s."""
+
+    @field_validator("id")
+    @classmethod
+    def _id_chars(cls, v: str) -> str:  # overrides the station rule: the id is a template here
+        try:
+            sample = v.format(n=1)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"bad id template {v!r}: {exc}") from None
+        if ":" in sample or "/" in sample or not 0 < len(sample) <= 48:
+            raise ValueError("station ids must be 1-48 characters without ':' or '/'")
+        return v
 
     def expand(self) -> list[StationConfig]:
         out: list[StationConfig] = []
@@ -287,7 +299,7 @@ class FleetConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: str = "ws://127.0.0.1:9000/ocpp"
+    url: str = "ws://127.0.0.1:9000"
     """CSMS endpoint; the station id is appended as the last path segment."""
     stations: list[StationConfig] = Field(default_factory=list)
     groups: list[GroupConfig] = Field(default_factory=list)

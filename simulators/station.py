@@ -60,6 +60,14 @@ BPT_MODES = frozenset({"DC_BPT", "AC_BPT", "AC_BPT_DER", "DC_ACDP_BPT"})
 TX_QUEUE_LIMIT = 5_000
 """At most this many TransactionEvents wait while offline; beyond, the oldest periodic samples are dropped."""
 _TAPER_RECHECK_S = 30.0
+_REGISTERS = "Energy.Active.Import.Register,Energy.Active.Export.Register"
+DEFAULT_MEASURANDS: dict[tuple[str, str], str] = {
+    ("SampledDataCtrlr", "TxStartedMeasurands"): f"{_REGISTERS},SoC",
+    ("SampledDataCtrlr", "TxUpdatedMeasurands"): f"{_REGISTERS},Power.Active.Import,Power.Active.Export,SoC,Voltage,"
+    "Current.Import,Current.Export",
+    ("SampledDataCtrlr", "TxEndedMeasurands"): f"{_REGISTERS},SoC",
+    ("AlignedDataCtrlr", "Measurands"): f"{_REGISTERS},Power.Active.Import,Power.Active.Export,SoC",
+}
 _MAX_SLEEP_S = 3600.0
 
 
@@ -130,8 +138,9 @@ class SessionPlan:
 
 
 class Transaction:
-    __slots__ = ("allowed", "authorized", "charging_s", "charging_state", "ended", "id", "id_token", "next_periodic_t",
-                 "op_mode", "remote_start_id", "remote_start_reported", "reported_w", "seq", "start_t", "stopped")  # fmt: skip
+    __slots__ = ("allowed", "authorized", "charging_s", "charging_state", "ended", "id", "id_token",
+                 "needs_sent", "next_periodic_t", "op_mode", "remote_start_id", "remote_start_reported", "reported_w",
+                 "seq", "start_t", "stopped")  # fmt: skip
 
     def __init__(self, tx_id: str, start_t: float) -> None:
         self.id = tx_id
@@ -149,14 +158,15 @@ class Transaction:
         self.next_periodic_t = 0.0
         self.ended = False
         self.stopped = False  # energy transfer stopped for good (remote stop, deauthorized)
+        self.needs_sent = False  # NotifyEVChargingNeeds delivered (else re-sent when back online)
 
 
 class Evse:
     """One EVSE with one connector; public read access for tests and the demo."""
 
-    __slots__ = ("departure_t", "id", "operative_flag", "plans", "remote_auth", "scheduled_inoperative", "stage",
-                 "station", "status_reported", "tx", "tx_done", "pending_tx_profile", "faulted",
-                 "history")  # fmt: skip
+    __slots__ = ("departure_t", "faulted", "history", "id", "operative_flag", "pending_tx_profile", "plans",
+                 "remote_auth", "scheduled_inoperative", "stage", "station", "status_reported", "tx",
+                 "tx_done")  # fmt: skip
 
     def __init__(self, station: Station, evse_id: int, stage: PowerStage) -> None:
         self.station = station
@@ -202,14 +212,12 @@ class Evse:
 
     @property
     def operative(self) -> bool:
-        return self.operative_flag and self.station.station_operative_flag
+        return self.operative_flag
 
     def connector_status(self) -> str:
         if self.faulted:
             return "Faulted"
-        if self.stage.ev is not None and (self.tx is not None and not self.tx.ended or self.operative):
-            return "Occupied"
-        if not self.operative:
+        if not self.operative_flag:
             return "Unavailable"
         if self.stage.ev is not None:
             return "Occupied"
@@ -440,10 +448,18 @@ class Station:
         seconds (None: until :meth:`reconnect`), then reconnect with back-off."""
         now = self.now_t()
         self._net_down_until = float("inf") if duration_s is None else now + duration_s
+        self._mark_offline()
         ws = self._ws
         if ws is not None:
             ws.transport.abort()
         self._kick.set()
+
+    def _mark_offline(self) -> None:
+        if self.online:
+            self.online = False
+            self.offline_since_t = self.now_t()
+            self.log.info("disconnected")
+            self.wake()
 
     def reconnect(self) -> None:
         """End a simulated network outage now."""
@@ -485,12 +501,12 @@ class Station:
 
     async def wait_online(self, timeout: float = 10.0) -> None:
         async with asyncio.timeout(timeout):
-            while not (self.online and self.registration == "Accepted"):
+            while not (self.online and self.registration == "Accepted"):  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
 
     async def wait_idle_outbox(self, timeout: float = 10.0) -> None:
         async with asyncio.timeout(timeout):
-            while self._outbox or (self._rpc is not None and self._rpc.busy):
+            while self._outbox or (self._rpc is not None and self._rpc.busy):  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
 
     @property
@@ -615,7 +631,7 @@ class Station:
             self.lag_max_s = lag
         if lag > self.lag_warning_s and now_t - self._lag_warned_t > 60.0 * max(1.0, self.clock.speed):
             self._lag_warned_t = now_t
-            self.log.warning("clock lag: firmware loop behind the simulated clock", lag_s=round(lag, 2))
+            self.log.debug("clock lag: firmware loop behind the simulated clock", lag_s=round(lag, 2))
 
     def _noise(self, value: float) -> float:
         sigma = self.faults.meter_noise
@@ -629,9 +645,12 @@ class Station:
     async def _firmware_loop(self) -> None:
         loop = asyncio.get_running_loop()
         planned = self.now_t()
+        offset = getattr(self.clock, "offset", None)
         while True:
             now_t = self.now_t()
-            if now_t > planned:
+            stepped = getattr(self.clock, "offset", None) != offset  # a clock correction is not lag
+            offset = getattr(self.clock, "offset", None)
+            if now_t > planned and not stepped:
                 self._note_lag(now_t - planned, now_t)
             try:
                 self._tick(now_t)
@@ -659,20 +678,15 @@ class Station:
                                   session=stale.session_id)  # fmt: skip
                 if evse.plans and evse.plans[0].plug_in_t <= now_t and not self.rebooting:
                     self._ev_arrives(evse, evse.plans.popleft(), now_t)
-            if evse.remote_auth is not None and evse.remote_auth[2] <= now_t and evse.ev is None:
+            if evse.remote_auth is not None and evse.remote_auth[2] <= now_t:
                 self.log.info("remote start expired: no EV connected in time", evse=evse.id)
                 evse.remote_auth = None
-            if (
-                evse.ev is not None
-                and evse.tx is None
-                and not evse.tx_done
-                and not self.rebooting
-                and evse.operative
-            ):
+            if evse.ev is not None and evse.tx is None and not evse.tx_done and not self.rebooting and evse.operative:
                 self._start_transaction(evse, now_t)
+        share = self._station_share(now_t)
         for evse in self.evses.values():
             if evse.tx is not None and not evse.tx.ended:
-                self._control(evse, now_t)
+                self._control(evse, now_t, share)
             elif evse.stage.target_w != 0 or evse.stage.power_w != 0:
                 evse.stage.set_target(0.0)
         self._meter_timers(now_t)
@@ -685,8 +699,10 @@ class Station:
             self._next_heartbeat_t = now_t + self.heartbeat_interval
             if not any(o.action == "Heartbeat" for o in self._outbox):
                 self._enqueue(Outgoing("Heartbeat", {}, on_result=self._heartbeat_result))
-        if self.pending_reset and not self.rebooting and not any(
-            e.tx is not None and not e.tx.ended for e in self.evses.values()
+        if (
+            self.pending_reset
+            and not self.rebooting
+            and not any(e.tx is not None and not e.tx.ended for e in self.evses.values())
         ):
             self.pending_reset = False
             self._spawn(self._reboot(boot_reason="RemoteReset", trigger="ResetCommand", stopped="Reboot"))
@@ -707,7 +723,7 @@ class Station:
             cands.append(self._next_aligned_t)
         offline_for = None if self.offline_since_t is None else now_t - self.offline_since_t
         for evse in self.evses.values():
-            if evse.plans:
+            if evse.plans and evse.ev is None and not self.rebooting:
                 cands.append(evse.plans[0].plug_in_t)
             if evse.departure_t is not None and evse.ev is not None:
                 cands.append(evse.departure_t)
@@ -757,7 +773,8 @@ class Station:
             return
         ev = plan.make_ev()
         if not ev.id_token:
-            ev.id_token = "US-FEV-" + uuid.uuid5(uuid.NAMESPACE_OID, f"{self.id}:{evse.id}:{now_t}").hex[:12].upper()
+            seed = f"{self.id}:{evse.id}:{plan.session_id or plan.plug_in_t}"
+            ev.id_token = "US-FEV-" + uuid.uuid5(uuid.NAMESPACE_OID, seed).hex[:12].upper()
         evse.stage.ev = ev
         evse.stage.ceiling_wh = ev.target_wh
         depart = plan.departure_t - (self.faults.early_departure_s or 0.0)
@@ -972,8 +989,16 @@ class Station:
         if ev is None:
             return
         payload = self.charging_needs(evse, now_t)
-        if payload is not None:
-            self._send_if_online("NotifyEVChargingNeeds", payload)
+        tx = evse.tx
+        if payload is None or tx is None:
+            return
+        tx_id = tx.id
+
+        def lost(exc: Exception) -> None:
+            if evse.tx is not None and evse.tx.id == tx_id and isinstance(exc, ConnectionLost):
+                evse.tx.needs_sent = False
+
+        tx.needs_sent = self._send_if_online("NotifyEVChargingNeeds", payload, on_error=lost)
 
     def charging_needs(self, evse: Evse, now_t: float) -> dict[str, Any] | None:
         """The NotifyEVChargingNeedsRequest this car sends (ISO 15118-20 bidirectional DC)."""
@@ -992,24 +1017,24 @@ class Station:
             "evMaxPower": round(max_charge, 1),
             "evEnergyCapacity": round(ev.capacity_wh, 1),
             "energyAmount": round(max(0.0, needs["target"]), 1),
-            "stateOfCharge": int(round(ev.soc)),
-            "fullSoC": int(round(ev.max_soc)),
+            "stateOfCharge": round(ev.soc),
+            "fullSoC": round(ev.max_soc),
         }
         depart = ev.planned_departure or ev.departure
         if self.version == "2.0.1":
-            dc = {k: int(round(v)) for k, v in dc.items()}
+            dc = {k: round(v) for k, v in dc.items()}
             cn: dict[str, Any] = {"requestedEnergyTransfer": "DC", "dcChargingParameters": dc}
             if depart is not None:
                 cn["departureTime"] = to_rfc3339(depart)
             if ev.bidirectional and self.config.v2x_vendor_convention:
                 cn["customData"] = {
                     "vendorId": "org.openv2g.bpt",
-                    "evMaxDischargePower": int(round(max_dis)),
-                    "evMinDischargePower": int(round(stage.min_discharge_w)),
-                    "evMinSoC": int(round(ev.min_soc)),
-                    "targetSoC": int(round(ev.target_soc)),
-                    "evMinEnergyRequest": int(round(max(0.0, needs["min"]))),
-                    "evMaxV2XEnergyRequest": int(round(max(0.0, -needs["min_v2x"]))),
+                    "evMaxDischargePower": round(max_dis),
+                    "evMinDischargePower": round(stage.min_discharge_w),
+                    "evMinSoC": round(ev.min_soc),
+                    "targetSoC": round(ev.target_soc),
+                    "evMinEnergyRequest": round(max(0.0, needs["min"])),
+                    "evMaxV2XEnergyRequest": round(max(0.0, -needs["min_v2x"])),
                 }
             return {"evseId": evse.id, "chargingNeeds": cn}
         v2x: dict[str, Any] = {
@@ -1026,7 +1051,7 @@ class Station:
             "evMaxEnergyRequest": round(needs["max"], 1),
             "evMinV2XEnergyRequest": round(needs["min_v2x"], 1),
             "evMaxV2XEnergyRequest": round(needs["max_v2x"], 1),
-            "targetSoC": int(round(ev.target_soc)),
+            "targetSoC": round(ev.target_soc),
         }
         cn = {
             "requestedEnergyTransfer": "DC_BPT" if ev.bidirectional else "DC",
@@ -1089,7 +1114,24 @@ class Station:
             return False
         return True
 
-    def _control(self, evse: Evse, now_t: float) -> None:
+    def _station_share(self, now_t: float) -> tuple[float | None, float | None]:
+        """Local load balancing on a multi-EVSE unit: the station-wide caps (ChargingStationMaxProfile,
+        ExternalConstraints on evseId 0) are split equally over the EVSEs with an authorized session.
+        Returns (charge cap W, discharge cap W as a positive number) per EVSE, None = unconstrained."""
+        if len(self.evses) < 2 or not self.profiles or self.faults.ignore_profiles or not self.smart_charging_enabled:
+            return None, None
+        active = sum(1 for e in self.evses.values() if e.tx is not None and not e.tx.ended and e.tx.authorized)
+        if active < 2:
+            return None, None
+        station = effective_power_at(
+            self._usable_profiles(now_t), evse_id=0, at=_dt(now_t), voltage=self.config.ac_voltage,
+            phases=self.config.ac_phases,
+        )  # fmt: skip
+        charge = None if station.charge_limit_w is None else station.charge_limit_w / active
+        dis = None if station.discharge_limit_w is None else -station.discharge_limit_w / active
+        return charge, dis
+
+    def _control(self, evse: Evse, now_t: float, share: tuple[float | None, float | None] = (None, None)) -> None:
         tx = evse.tx
         ev = evse.ev
         stage = evse.stage
@@ -1110,11 +1152,18 @@ class Station:
             may_discharge = self.discharge_allowed(evse, now_t)
             max_c = stage.max_import_w()
             max_d = stage.max_export_w() if may_discharge else 0.0
+            if share[0] is not None:
+                max_c = min(max_c, share[0])
+            if share[1] is not None:
+                max_d = min(max_d, share[1])
             desired = stage.clamp(env.target_power_w(max_charge_w=max_c, max_discharge_w=max_d))
             drift = self.faults.power_drift
             if drift and desired:
                 desired = desired * (1.0 + drift)
-                desired = min(desired, stage.charge_rating_w) if desired > 0 else max(desired, -stage.discharge_rating_w)
+                if desired > 0:
+                    desired = min(desired, stage.charge_rating_w)
+                else:
+                    desired = max(desired, -stage.discharge_rating_w)
             if desired != 0:
                 state = "Charging"
             else:
@@ -1126,16 +1175,13 @@ class Station:
                     state = "SuspendedEV"
         if abs(desired - stage.target_w) > 1e-6:
             stage.set_target(desired)
-        version21 = self.version == "2.1"
         state_changed = state != tx.charging_state
-        mode_changed = version21 and mode is not None and mode != tx.op_mode
+        mode_changed = self.version == "2.1" and mode is not None and mode != tx.op_mode
+        tx.charging_state = state
+        if mode is not None:
+            tx.op_mode = mode
         if state_changed or mode_changed:
-            tx.charging_state = state
-            if mode is not None:
-                tx.op_mode = mode
-            trigger = "ChargingStateChanged" if state_changed else "OperationModeChanged"
-            if tx.authorized or state_changed:
-                self._tx_event(evse, "Updated", trigger, now_t)
+            self._tx_event(evse, "Updated", "ChargingStateChanged" if state_changed else "OperationModeChanged", now_t)
             return
         if state == "Charging":
             rating = max(stage.charge_rating_w, stage.discharge_rating_w)
@@ -1153,15 +1199,7 @@ class Station:
 
     # ------------------------------------------------------------------ meter values
     def _measurands(self, name: str, component: str = "SampledDataCtrlr") -> list[str]:
-        defaults = {
-            ("SampledDataCtrlr", "TxStartedMeasurands"): "Energy.Active.Import.Register,Energy.Active.Export.Register,SoC",
-            ("SampledDataCtrlr", "TxUpdatedMeasurands"): "Energy.Active.Import.Register,Energy.Active.Export.Register,"
-            "Power.Active.Import,Power.Active.Export,SoC,Voltage,Current.Import,Current.Export",
-            ("SampledDataCtrlr", "TxEndedMeasurands"): "Energy.Active.Import.Register,Energy.Active.Export.Register,SoC",
-            ("AlignedDataCtrlr", "Measurands"): "Energy.Active.Import.Register,Energy.Active.Export.Register,"
-            "Power.Active.Import,Power.Active.Export,SoC",
-        }
-        return self._dm_list(component, name, defaults.get((component, name), ""))
+        return self._dm_list(component, name, DEFAULT_MEASURANDS.get((component, name), ""))
 
     def sampled_values(self, evse: Evse, measurands: list[str], context: str) -> list[dict[str, Any]]:
         stage = evse.stage
@@ -1257,13 +1295,17 @@ class Station:
         return self._send_if_online("StatusNotification", payload, on_error=lost)
 
     def _heartbeat_result(self, response: dict[str, Any]) -> None:
+        self._observe_time(response)
+
+    def _observe_time(self, response: dict[str, Any]) -> None:
+        """ClockCtrlr.TimeSource Heartbeat: follow the CSMS clock when it is a SyncedClock."""
+        observe = getattr(self.clock, "observe", None)
+        if observe is None:
+            return
         try:
-            csms_time = parse_rfc3339(response["currentTime"])
+            observe(parse_rfc3339(response["currentTime"]))
         except (KeyError, ValueError):
             return
-        drift = abs((csms_time - self.clock.now()).total_seconds())
-        if drift > 60.0 * max(1.0, self.clock.speed / 10):
-            self.log.warning("CSMS clock differs from the station clock", drift_s=round(drift, 1))
 
     # ================================================================== link
     def _url(self) -> str:
@@ -1368,6 +1410,7 @@ class Station:
             context=self,
             identity=self.id,
             call_timeout=self.config.call_timeout_s,
+            validate=self.config.validate_messages,
         )
         rpc.inbound_guard = self._inbound_guard
         self._rpc = rpc
@@ -1397,19 +1440,19 @@ class Station:
             pass
         finally:
             self._link_alive = False
+            self._mark_offline()
             rpc.close(ConnectionLost(f"{self.id}: connection closed"))
             self._kick.set()
             self._boot_now.set()
 
     async def _connection_closed(self, ws: ClientConnection) -> None:
-        was_online = self.online
-        self.online = False
+        self._mark_offline()
         self._link_alive = False
         self._ws = None
         if self._rpc is not None:
             self._rpc.close()
         self._rpc = None
-        if was_online or self.offline_since_t is None:
+        if self.offline_since_t is None:
             self.offline_since_t = self.now_t()
         # non-persistent messages are dropped; persistent (TransactionEvents) wait for the next connection
         kept: deque[Outgoing] = deque()
@@ -1426,8 +1469,6 @@ class Station:
         with contextlib.suppress(Exception):
             async with asyncio.timeout(1):
                 await ws.close()
-        if was_online:
-            self.log.info("disconnected")
         self.wake()
 
     def _inbound_guard(self, action: str) -> None:
@@ -1457,6 +1498,7 @@ class Station:
             status = resp["status"]
             interval = int(resp.get("interval", 0))
             self.registration = status
+            self._observe_time(resp)
             if status == "Accepted":
                 self.boots += 1
                 if interval > 0:
@@ -1480,6 +1522,12 @@ class Station:
             status = evse.connector_status()
             if status != evse.status_reported and self._send_status(evse, status):
                 evse.status_reported = status
+        # the charging needs of cars that arrived while offline (cached from the ISO 15118 session)
+        now_t = self.now_t()
+        for evse in self.evses.values():
+            tx = evse.tx
+            if tx is not None and not tx.ended and tx.authorized and not tx.needs_sent:
+                self._send_charging_needs(evse, now_t)
         if self._fw_installed_request is not None:
             req = self._fw_installed_request
             self._fw_installed_request = None
@@ -1500,6 +1548,8 @@ class Station:
                 await self._kick.wait()
                 continue
             item = self._outbox[0]
+            if item.action == "TransactionEvent" and rpc.version == "2.0.1":
+                item.payload.get("transactionInfo", {}).pop("operationMode", None)
             try:
                 resp = await rpc.call(item.action, item.payload)
             except ConnectionLost:
@@ -1560,7 +1610,7 @@ class Station:
         # give the CSMS the Ended events while the link is up
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5):
-                while self.online and any(o.persistent for o in self._outbox):
+                while self.online and any(o.persistent for o in self._outbox):  # noqa: ASYNC110
                     await asyncio.sleep(0.01)
         self.rebooting = True
         self.registration = ""

@@ -61,7 +61,7 @@ def build_device_model(st: Station) -> DeviceModel:
         ro("DeviceDataCtrlr", "BytesPerMessage", "65000", "integer", instance=inst)
 
     # OCPPCommCtrlr
-    rw("OCPPCommCtrlr", "HeartbeatInterval", str(cfg.heartbeat_interval_s), "integer", unit="s", min_limit=1,
+    rw("OCPPCommCtrlr", "HeartbeatInterval", str(st.heartbeat_interval), "integer", unit="s", min_limit=1,
        on_set=st.on_heartbeat_interval)  # fmt: skip
     ro("OCPPCommCtrlr", "MessageTimeout", str(int(cfg.call_timeout_s)), "integer", unit="s", instance="Default")
     rw("OCPPCommCtrlr", "MessageAttempts", "3", "integer", instance="TransactionEvent", min_limit=1)
@@ -79,7 +79,7 @@ def build_device_model(st: Station) -> DeviceModel:
     ro("OCPPCommCtrlr", "QueueAllMessages", "false", b)
 
     # SecurityCtrlr
-    add(Variable("SecurityCtrlr", "BasicAuthPassword", cfg.basic_auth_password, WRITE_ONLY, "string",
+    add(Variable("SecurityCtrlr", "BasicAuthPassword", st.password, WRITE_ONLY, "string",
                  min_limit=16, max_limit=40, on_set=st.on_basic_auth_password))  # fmt: skip
     ro("SecurityCtrlr", "SecurityProfile", str(cfg.security_profile), "integer")
     ro("SecurityCtrlr", "Identity", cfg.id)
@@ -123,7 +123,7 @@ def build_device_model(st: Station) -> DeviceModel:
     # SmartChargingCtrlr
     sc = "SmartChargingCtrlr"
     ro(sc, "Available", "true", b)
-    rw(sc, "Enabled", "true", b, on_set=st.on_smart_charging_enabled)
+    rw(sc, "Enabled", _tf(st.smart_charging_enabled), b, on_set=st.on_smart_charging_enabled)
     ro(sc, "RateUnit", "W,A", "MemberList", values_list="W,A")
     ro(sc, "ProfileStackLevel", str(cfg.profile_stack_levels), "integer")
     ro(sc, "PeriodsPerSchedule", str(cfg.periods_per_schedule), "integer")

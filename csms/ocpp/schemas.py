@@ -85,7 +85,8 @@ def _load(version: str, name: str) -> dict[str, Any]:
 def validator(version: str, action: str, kind: str) -> Callable[[Any], Any]:
     """Compiled validator for ``<action>Request`` (kind="request") or ``Response``."""
     suffix = "Request" if kind == "request" else "Response"
-    return fastjsonschema.compile(_load(version, f"{action}{suffix}"))
+    # use_default=False: validation must never write schema defaults into the payload
+    return fastjsonschema.compile(_load(version, f"{action}{suffix}"), use_default=False)
 
 
 def classify(exc: fastjsonschema.JsonSchemaValueException) -> SchemaViolation:

@@ -62,3 +62,16 @@ def test_mangled_21_field_names_validate_as_on_the_wire() -> None:
         },
     }
     schemas.validate("2.1", "SetChargingProfile", "request", request)
+
+
+def test_validation_never_writes_defaults_into_payloads() -> None:
+    event = {
+        "eventType": "Started",
+        "timestamp": "2026-06-01T16:00:00Z",
+        "triggerReason": "CablePluggedIn",
+        "seqNo": 0,
+        "transactionInfo": {"transactionId": "T1"},
+    }
+    before = repr(event)
+    schemas.validate("2.0.1", "TransactionEvent", "request", event)
+    assert repr(event) == before  # no "offline": false added
