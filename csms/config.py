@@ -104,6 +104,7 @@ class MqttSettings(_Section):
     port: int = Field(1883, ge=1, le=65535)
     username: str | None = None
     password: str | None = None
+    client_id: str | None = Field(None, description="stable MQTT client id (persistent session); default from host")
     event_topic: str = "csms/grid/events"
     status_topic: str = "csms/grid/status"
 

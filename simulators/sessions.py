@@ -1,6 +1,6 @@
 """Replay of real Caltech ACN sessions onto simulated EVSEs (deterministic, documented mapping).
 
-The ACN data (``/work/shared/data/acn-caltech/*.csv.gz``) gives arrival, departure, requested and
+The ACN data (``shared/data/acn-caltech/*.csv.gz`` beside the repository) gives arrival, departure, requested and
 delivered energy per session, but no car or SoC. The rules, all deterministic:
 
 1. **Day mapping.** ``replay.date`` is a local (America/Los_Angeles) date of the data. Every
@@ -32,8 +32,10 @@ import csv
 import functools
 import gzip
 import hashlib
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from .cars import CARS
@@ -75,6 +77,22 @@ class ReplayAssignment:
 class ReplayResult:
     assignments: list[ReplayAssignment]
     skipped: list[AcnSession]
+
+
+ACN_DATA_DIR = Path(
+    os.environ.get("CSMS_ACN_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data" / "acn-caltech")
+)
+
+
+def acn_path(name: str) -> Path:
+    """``name`` as given if it exists, else looked up in :data:`ACN_DATA_DIR`."""
+    path = Path(name)
+    if path.exists():
+        return path
+    candidate = ACN_DATA_DIR / path.name
+    if candidate.exists():
+        return candidate
+    raise FileNotFoundError(f"ACN data file {name!r} not found (looked in {ACN_DATA_DIR}; set CSMS_ACN_DATA)")
 
 
 def _parse_time(text: str) -> datetime | None:
@@ -137,7 +155,7 @@ def build_replay(cfg: ReplayConfig, epoch: datetime, slots: list[tuple[str, int]
     """Map the configured day of ACN sessions onto ``slots`` ((station id, evse id) in fleet order)."""
     if not slots:
         raise ValueError("replay needs at least one EVSE in the fleet")
-    sessions = load_acn(cfg.file)
+    sessions = load_acn(str(acn_path(cfg.file)))
     data_day = datetime.fromisoformat(cfg.date).date()
     sim_day = epoch.astimezone(LOCAL_TZ).date()
     days = (sim_day - data_day).days

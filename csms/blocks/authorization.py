@@ -2,7 +2,9 @@
 
 Statuses: Accepted, Blocked, Expired (``expires_at`` in the past), Unknown (not listed,
 unless ``v2x.allow_unknown_tokens``). On OCPP 2.1 an Accepted token also carries the V2X
-permission ``allowedEnergyTransfer`` (the token's own list, else the operator default).
+permission ``allowedEnergyTransfer``, chosen by operator policy: the token's own list (an
+empty list forbids V2X), else the station's (``allowed_energy_transfer`` in its settings),
+else ``v2x.allowed_energy_transfer``.
 """
 
 from __future__ import annotations
@@ -13,15 +15,24 @@ if TYPE_CHECKING:
     from csms.server.session import StationSession
 
 
+def v2x_modes(s: StationSession, token_modes: list[str] | None) -> list[str] | None:
+    if token_modes is not None:
+        return list(token_modes) or None
+    station_modes = (s.central.station_meta(s.station_id) or {}).get("allowed_energy_transfer")
+    if station_modes is not None:
+        return list(station_modes) or None
+    return list(s.central.settings.v2x.allowed_energy_transfer) or None
+
+
 async def token_info(s: StationSession, id_token: dict[str, Any]) -> tuple[dict[str, Any], list[str] | None]:
     """Return (IdTokenInfoType, allowed energy transfer modes or None)."""
     central = s.central
     if id_token.get("type") == "NoAuthorization":
-        return {"status": "Accepted"}, list(central.settings.v2x.allowed_energy_transfer)
+        return {"status": "Accepted"}, v2x_modes(s, None)
     row = await central.store.get_id_token(id_token["idToken"], id_token["type"])
     if row is None:
         if central.settings.v2x.allow_unknown_tokens:
-            return {"status": "Accepted"}, list(central.settings.v2x.allowed_energy_transfer)
+            return {"status": "Accepted"}, v2x_modes(s, None)
         return {"status": "Unknown"}, None
     status = row.status
     if status == "Accepted" and row.expires_at is not None and row.expires_at <= central.now():
@@ -29,17 +40,8 @@ async def token_info(s: StationSession, id_token: dict[str, Any]) -> tuple[dict[
     info: dict[str, Any] = {"status": status}
     if row.group_id:
         info["groupIdToken"] = {"idToken": row.group_id, "type": "Central"}
-    allowed = None
-    if status == "Accepted":
-        # per token (an empty list forbids V2X) > per station (meta) > operator default
-        station_modes = (central.station_meta(s.station_id) or {}).get("allowed_energy_transfer")
-        if row.allowed_energy_transfer is not None:
-            allowed = list(row.allowed_energy_transfer)
-        elif station_modes is not None:
-            allowed = list(station_modes)
-        else:
-            allowed = list(central.settings.v2x.allowed_energy_transfer)
-    return info, allowed or None
+    allowed = v2x_modes(s, row.allowed_energy_transfer) if status == "Accepted" else None
+    return info, allowed
 
 
 async def authorize(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:

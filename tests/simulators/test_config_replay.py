@@ -13,11 +13,11 @@ from csms.clock import Clock
 from simulators import Fleet, FleetConfig, ReplayConfig, load_fleet
 from simulators.cars import CARS
 from simulators.config import parse_duration
-from simulators.sessions import LOCAL_TZ, build_replay, car_for, initial_soc, load_acn
+from simulators.sessions import LOCAL_TZ, acn_path, build_replay, car_for, initial_soc, load_acn
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"
-ACN = Path("/work/shared/data/acn-caltech/2019-05-01_2019-08-31.csv.gz")
+ACN = acn_path("2019-05-01_2019-08-31.csv.gz")
 
 
 def test_durations() -> None:
