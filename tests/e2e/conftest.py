@@ -12,6 +12,7 @@ from typing import Any
 from csms.central import CentralSystem
 from csms.clock import Clock
 from simulators import Fleet, FleetConfig, StationConfig
+from simulators.config import ScenarioConfig
 from tests.conftest import make_settings
 
 EPOCH = datetime(2026, 6, 1, 15, 0, tzinfo=UTC)
@@ -28,21 +29,26 @@ async def rig(
     stations: list[StationConfig],
     *,
     speed: float = 30.0,
+    epoch: datetime = EPOCH,
+    scenario: ScenarioConfig | None = None,
     configure: Callable[[Any], None] | None = None,
 ) -> AsyncIterator[tuple[CentralSystem, Fleet]]:
     settings = make_settings(tmp_path, call_timeout=10)
     settings.v2x.allow_unknown_tokens = True
     if configure is not None:
         configure(settings)
-    clock = Clock(EPOCH, speed=speed)
+    clock = Clock(epoch, speed=speed)
     central = CentralSystem(settings, clock=clock)
     await central.start()
     for st in stations:
         await central.register_station(st.id, st.password)
-    fleet = Fleet(FleetConfig(url=f"ws://127.0.0.1:{central.port}/ocpp", stations=stations), clock)
+    config = FleetConfig(url=f"ws://127.0.0.1:{central.port}/ocpp", stations=stations)
+    if scenario is not None:
+        config.scenario = scenario
+    fleet = Fleet(config, clock)
     await fleet.start()
     try:
-        await fleet.wait_online(20)
+        await fleet.wait_online(60)
         yield central, fleet
     finally:
         await fleet.stop()
