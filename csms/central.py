@@ -23,7 +23,7 @@ from csms.blocks import all_handlers
 from csms.clock import Clock
 from csms.config import Settings
 from csms.domain.station import BootState, StationState
-from csms.domain.writebehind import StatusWriteBehind
+from csms.domain.writebehind import Batch, WriteBehind
 from csms.logging import debug_enabled
 from csms.ocpp.errors import OcppError
 from csms.server import credentials
@@ -79,7 +79,8 @@ class CentralSystem:
         from csms.blocks.charging_control import ChargingControl
 
         self.charging = ChargingControl(self)
-        self.status_writer: StatusWriteBehind | None = None
+        self.status_writer: WriteBehind | None = None
+        self.station_writer: WriteBehind | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -87,7 +88,8 @@ class CentralSystem:
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = await Store.open(s.database_url, frame_log_limit=s.storage.frame_log_limit)
         await self._load_stations()
-        self.status_writer = StatusWriteBehind(self.store.set_connector_status)
+        self.status_writer = WriteBehind("connector-status", self._write_statuses)
+        self.station_writer = WriteBehind("stations", self.store.update_stations)
         ssl_ctx = None
         if s.security.profile == 2:
             if not (s.security.tls_cert_file and s.security.tls_key_file):
@@ -126,8 +128,9 @@ class CentralSystem:
             _done, pending = await asyncio.wait(list(self._bg), timeout=2)
             for task in pending:
                 task.cancel()
-        if self.status_writer is not None:
-            await self.status_writer.close()
+        for writer in (self.status_writer, self.station_writer):
+            if writer is not None:
+                await writer.close()
         if self.store is not None:
             await self.store.close()
             self.store = None
@@ -151,8 +154,9 @@ class CentralSystem:
                 break
             offset += 1000
         # connection flags left over from a crash are stale
-        for sid in self._passwords:
-            self.background(self.store.set_connected(sid, False, self.clock.now()))
+        await self.store.update_stations(
+            [(sid, {"connected": False, "connected_since": None}) for sid in self._passwords]
+        )
 
     # ------------------------------------------------------------------ registration
     async def register_station(
@@ -262,8 +266,8 @@ class CentralSystem:
         if state.ocpp_version != version:
             state.ocpp_version = version
         metrics.CONNECTED.inc()
-        assert self.store is not None
-        self.background(self.store.set_connected(station_id, True, now))
+        assert self.station_writer is not None
+        self.station_writer.add(station_id, connected=True, connected_since=now, last_seen_at=now)
         self.emit("connected", station_id, {"version": version})
         session.log.info("station connected", ocpp=version)
         try:
@@ -277,8 +281,10 @@ class CentralSystem:
             if self.sessions.get(station_id) is session:
                 del self.sessions[station_id]
                 state.connected = False
-                if self.store is not None:
-                    self.background(self.store.set_connected(station_id, False, self.clock.now()))
+                if self.station_writer is not None:
+                    self.station_writer.add(
+                        station_id, connected=False, connected_since=None, last_seen_at=self.clock.now()
+                    )
                 self.emit("disconnected", station_id, {})
             session.log.info("station disconnected", code=ws.close_code, reason=ws.close_reason)
             closed.set()
@@ -308,6 +314,11 @@ class CentralSystem:
                 listener(kind, station_id, data)
             except Exception:
                 log.exception("listener failed", kind=kind, station=station_id)
+
+    async def _write_statuses(self, batch: Batch) -> None:
+        assert self.store is not None
+        for (sid, evse_id, connector_id), fields in batch:
+            await self.store.set_connector_status(sid, evse_id, connector_id, fields["status"], fields["at"])
 
     def background(self, coro: Any) -> asyncio.Task[Any]:
         """Run a coroutine without blocking the caller; failures are logged, never lost silently."""

@@ -22,15 +22,16 @@ async def boot_notification(s: StationSession, p: dict[str, Any]) -> dict[str, A
     s.state.boot = status
     s.state.ocpp_version = s.version
     s.state.vendor, s.state.model = cs.get("vendorName"), cs.get("model")
-    await central.store.record_boot(
+    central.station_writer.add(
         s.station_id,
         vendor=cs.get("vendorName"),
         model=cs.get("model"),
-        serial=cs.get("serialNumber"),
-        firmware=cs.get("firmwareVersion"),
+        serial_number=cs.get("serialNumber"),
+        firmware_version=cs.get("firmwareVersion"),
         ocpp_version=s.version,
-        status=status.value,
-        at=now,
+        boot_status=status.value,
+        last_boot_at=now,
+        last_seen_at=now,
     )
     interval = (
         central.settings.boot.heartbeat_interval
@@ -53,7 +54,7 @@ async def status_notification(s: StationSession, p: dict[str, Any]) -> dict[str,
     evse_id, connector_id, status = p["evseId"], p["connectorId"], p["connectorStatus"]
     at = parse_rfc3339(p["timestamp"])
     s.state.evse(evse_id).connectors[connector_id] = status
-    s.central.status_writer.add(s.station_id, evse_id, connector_id, status, at)
+    s.central.status_writer.add((s.station_id, evse_id, connector_id), status=status, at=at)
     s.central.emit("status", s.station_id, {"evse_id": evse_id, "connector_id": connector_id, "status": status})
     return {}
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Self
@@ -406,6 +406,30 @@ class Store:
         }
         async with self._write() as s:
             return await self._upsert_station(s, station_id, fields)
+
+    async def update_stations(self, batch: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        """Update existing station rows in bulk: one ``executemany`` UPDATE per set of columns,
+        all in one transaction (used by the CSMS's write-behind for connect/boot facts)."""
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for station_id, fields in batch:
+            unknown = set(fields) - _STATION_FIELDS
+            if unknown:
+                raise TypeError(f"unknown station fields: {sorted(unknown)}")
+            values = {f"b_{k}": (opt_utc(v, k) if k in _STATION_TIME_FIELDS else v) for k, v in fields.items()}
+            values["b_id"] = station_id
+            groups.setdefault(tuple(sorted(fields)), []).append(values)
+        if not groups:
+            return
+        table = Station.__table__
+        async with self._write() as s:
+            conn = await s.connection()
+            for keys, rows in groups.items():
+                stmt = (
+                    update(table)
+                    .where(table.c.id == bindparam("b_id"))
+                    .values(**{k: bindparam(f"b_{k}") for k in keys})
+                )
+                await conn.execute(stmt, rows)
 
     def touch(self, station_id: str, at: datetime | None = None) -> None:
         """Record that the station was heard from (Heartbeat). Synchronous and non-blocking:

@@ -275,3 +275,20 @@ async def test_api_tokens(store: Store) -> None:
     assert await store.find_api_token_by_hash("hash-1") is None
     assert [(t.name, t.revoked) for t in await store.list_api_tokens()] == [("ops", True), ("ro", False)]
     assert [t.name for t in await store.list_api_tokens(include_revoked=False)] == ["ro"]
+
+
+async def test_update_stations_bulk_groups_by_columns(store) -> None:  # noqa: ANN001
+    from datetime import UTC, datetime
+
+    at = datetime(2026, 6, 1, 16, 0, tzinfo=UTC)
+    await store.bulk_register_stations(["B-1", "B-2", "B-3"], None)
+    await store.update_stations(
+        [
+            ("B-1", {"connected": True, "connected_since": at, "last_seen_at": at}),
+            ("B-2", {"connected": True, "connected_since": at, "last_seen_at": at}),
+            ("B-3", {"model": "FE-20", "boot_status": "Accepted", "last_boot_at": at}),
+        ]
+    )
+    b1, b3 = await store.get_station("B-1"), await store.get_station("B-3")
+    assert b1.connected and b1.connected_since == at and b1.model is None
+    assert b3.model == "FE-20" and b3.boot_status == "Accepted" and not b3.connected
