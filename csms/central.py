@@ -110,6 +110,7 @@ class CentralSystem:
             max_size=s.server.max_message_size,
             ssl=ssl_ctx,
             server_header="csms",
+            backlog=s.server.backlog,
         )
         sock = next(iter(self._server.sockets))
         self.port = sock.getsockname()[1]

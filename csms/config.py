@@ -31,6 +31,7 @@ class ServerSettings(_Section):
     queue_timeout: float = Field(120.0, gt=0, description="seconds a call may wait behind others")
     compression: bool = True
     max_message_size: int = Field(1 << 20, ge=1024)
+    backlog: int = Field(4096, ge=1, description="listen backlog: a reconnect storm arrives all at once")
     validate_messages: bool = True
 
 
