@@ -31,7 +31,7 @@ import structlog
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 
-from .payloads import parse_meter_values
+from .payloads import parse_wire_meter_values
 from .types import ensure_utc, utcnow
 
 log = structlog.get_logger("csms.store")
@@ -220,7 +220,7 @@ class MeterBatchWriter(BatchWriter[Row]):
         meter_values: Iterable[Mapping[str, Any]] | None,
     ) -> int:
         self._check_open()
-        rows = parse_meter_values(station_id, evse_id, transaction_id, meter_values)
+        rows = parse_wire_meter_values(station_id, evse_id, transaction_id, meter_values or ())
         if rows:
             self._enqueue(rows)
         return len(rows)

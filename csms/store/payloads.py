@@ -67,6 +67,58 @@ def scaled_value(value: Any, multiplier: Any) -> float:
     return number
 
 
+def parse_wire_meter_values(
+    station_id: str,
+    evse_id: int,
+    transaction_id: str | None,
+    meter_values: Iterable[Mapping[str, Any]],
+) -> list[dict[str, Any]]:
+    """Fast path of :func:`parse_meter_values` for schema-validated OCPP wire payloads
+    (camelCase keys, lengths and types already checked); same rows, same unit rules. Anything
+    unexpected falls back to the general parser."""
+    rows: list[dict[str, Any]] = []
+    try:
+        for mv in meter_values:
+            ts = parse_ts(mv["timestamp"])
+            for sv in mv["sampledValue"]:
+                uom = sv.get("unitOfMeasure")
+                unit = None
+                mult = 0
+                if uom is not None:
+                    unit = uom.get("unit") or "Wh"
+                    mult = uom.get("multiplier", 0)
+                    base = KILO_UNITS.get(unit)
+                    if base is not None:
+                        unit, mult = base, mult + 3
+                value = sv["value"]
+                if type(value) is bool:
+                    raise ValueError("boolean meter value")
+                value = float(value)
+                if mult > 0:
+                    value *= 10**mult
+                elif mult < 0:
+                    value /= 10**-mult
+                if not math.isfinite(value):
+                    raise ValueError("meter value is not finite")
+                rows.append(
+                    {
+                        "station_id": station_id,
+                        "evse_id": evse_id,
+                        "transaction_id": transaction_id,
+                        "timestamp": ts,
+                        "measurand": sv.get("measurand") or DEFAULT_MEASURAND,
+                        "phase": sv.get("phase"),
+                        "location": sv.get("location"),
+                        "context": sv.get("context"),
+                        "unit": unit,
+                        "value": value,
+                    }
+                )
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return parse_meter_values(station_id, evse_id, transaction_id, meter_values)
+    return rows
+
+
 def parse_meter_values(
     station_id: str,
     evse_id: int,

@@ -277,7 +277,7 @@ async def test_api_tokens(store: Store) -> None:
     assert [t.name for t in await store.list_api_tokens(include_revoked=False)] == ["ro"]
 
 
-async def test_update_stations_bulk_groups_by_columns(store) -> None:  # noqa: ANN001
+async def test_update_stations_bulk_groups_by_columns(store) -> None:
     from datetime import UTC, datetime
 
     at = datetime(2026, 6, 1, 16, 0, tzinfo=UTC)

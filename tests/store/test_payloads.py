@@ -70,3 +70,22 @@ def test_report_rows_dedupe_last_wins() -> None:
 def test_profile_fields() -> None:
     fields = profile_fields({"id": 3, "stackLevel": 1, "chargingProfilePurpose": "TxProfile", "transactionId": "T"})
     assert fields == {"profile_id": 3, "purpose": "TxProfile", "stack_level": 1, "transaction_id": "T"}
+
+
+@pytest.mark.parametrize(
+    "sampled",
+    [
+        [{"value": 12.5}],
+        [{"value": 2, "unitOfMeasure": {"unit": "kWh"}, "measurand": "Energy.Active.Export.Register"}],
+        [{"value": 7, "unitOfMeasure": {"unit": "W", "multiplier": 3}, "phase": "L1", "location": "Outlet"}],
+        [{"value": 1234, "unitOfMeasure": {"multiplier": -1}, "context": "Sample.Clock"}],
+        [{"value": 61.5, "measurand": "SoC", "unitOfMeasure": {"unit": "Percent"}, "location": "EV"}],
+        [{"value": True}, {"value": 3}],
+        [{"value": 1e308, "unitOfMeasure": {"unit": "Wh", "multiplier": 3}}],
+    ],
+)
+def test_wire_fast_path_matches_general_parser(sampled: list) -> None:
+    from csms.store.payloads import parse_meter_values, parse_wire_meter_values
+
+    mvs = [{"timestamp": "2026-06-01T16:00:00.123Z", "sampledValue": sampled}]
+    assert parse_wire_meter_values("S", 1, "T", mvs) == parse_meter_values("S", 1, "T", mvs)
