@@ -19,16 +19,32 @@ class Service:
         self.settings = settings
         self.central = CentralSystem(settings, clock=clock)
         self.parts: list[Any] = []
+        # The HTTP API starts after every other part (so what it serves exists) and stops first.
+        self.api: Any = None
+        if settings.api.enabled:
+            from csms.api.server import ApiServer
+
+            self.api = ApiServer(self)
+        self._started: list[Any] = []
 
     async def start(self) -> None:
         await self.central.start()
-        for part in self.parts:
-            await part.start()
+        try:
+            for part in self.parts:
+                await part.start()
+                self._started.append(part)
+            if self.api is not None:
+                await self.api.start()
+                self._started.append(self.api)
+        except BaseException:
+            await self.stop()
+            raise
 
     async def stop(self) -> None:
-        for part in reversed(self.parts):
+        for part in reversed(self._started):
             try:
                 await part.stop()
             except Exception:
                 log.exception("part failed to stop", part=type(part).__name__)
+        self._started.clear()
         await self.central.stop()
