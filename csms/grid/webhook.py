@@ -56,6 +56,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorBody, "description": "refused: invalid_event (names the field), invalid_json"},
 }
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "not_found"}}
+_SUBMITTED: dict[int | str, dict[str, Any]] = {
+    **_ERRORS,
+    200: {"description": "already known (identical resubmission) or a cancellation: nothing new planned"},
+    201: {"description": "a new event or a new revision was accepted"},
+}
 
 
 def _body_doc(example: dict[str, Any], description: str) -> dict[str, Any]:
@@ -181,7 +186,7 @@ async def post_leap(request: Request, book: Book) -> JSONResponse:
 @router.post(
     "/openadr/events",
     summary="Receive an OpenADR 3 event (or a VTN notification wrapping one)",
-    responses=_ERRORS,
+    responses=_SUBMITTED,
     openapi_extra=_body_doc(_OPENADR_EXAMPLE, "OpenADR 3 event object or {objectType, operation, object}"),
 )
 async def post_openadr(request: Request, book: Book) -> JSONResponse:
@@ -197,7 +202,7 @@ async def post_openadr(request: Request, book: Book) -> JSONResponse:
 @router.post(
     "/events",
     summary="Submit a canonical grid event",
-    responses=_ERRORS,
+    responses=_SUBMITTED,
     status_code=201,
     openapi_extra=_body_doc(_CANONICAL_EXAMPLE, "canonical grid event (see csms.grid.model)"),
 )

@@ -90,11 +90,6 @@ async def test_openapi_document_holds_under_schemathesis(env: Env, tmp_path: Pat
     assert "Tested:" in out and seconds < 90, out[-2000:]
 
 
-@pytest.mark.xfail(
-    reason="csms.grid.webhook documents 201 only for POST /grid/events (a duplicate answers 200) and 200 only "
-    "for POST /grid/openadr/events (a new event answers 201); reported to the grid owner",
-    strict=False,
-)
 async def test_grid_webhook_routes_hold_under_schemathesis(env: Env, tmp_path: Path) -> None:
     if not env.service.api.app.state.grid_webhook:
         pytest.skip("csms.grid.webhook is not available")
