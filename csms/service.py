@@ -48,3 +48,39 @@ class Service:
                 log.exception("part failed to stop", part=type(part).__name__)
         self._started.clear()
         await self.central.stop()
+
+
+class MqttIntake:
+    """Service part: the MQTT bridge for grid events, on the dispatch controller's event book
+    (so it starts after the controller); status and delivery go out through it."""
+
+    def __init__(self, service: Service, controller: Any) -> None:
+        self.service = service
+        self.controller = controller
+        self.bridge: Any = None
+
+    async def start(self) -> None:
+        from csms.grid.mqtt import MqttBridge
+
+        central = self.service.central
+        self.bridge = MqttBridge(self.service.settings.mqtt, self.controller.event_book, central.clock)
+        await self.bridge.start()
+        self.controller.publisher = self.bridge
+        central.extensions["mqtt"] = self.bridge
+
+    async def stop(self) -> None:
+        if self.bridge is not None:
+            await self.bridge.stop()
+
+
+def add_grid_parts(service: Service) -> Any:
+    """Grid-event intake and dispatch for ``csms serve``: the dispatch controller (with its
+    event book, which the HTTP webhook and CLI use) and, when ``mqtt.enabled``, the MQTT bridge."""
+    from csms.dispatch.controller import DispatchController
+
+    controller = DispatchController(service.central)
+    service.parts.append(controller)
+    if service.settings.mqtt.enabled:
+        service.parts.append(MqttIntake(service, controller))
+    return controller
+

@@ -89,7 +89,7 @@ def serve(
     """Run the CSMS: the OCPP server (and the HTTP API) until SIGINT or SIGTERM."""
     from csms.logging import configure_logging
     from csms.runtime import run
-    from csms.service import Service
+    from csms.service import Service, add_grid_parts
 
     settings = _settings(
         config,
@@ -104,6 +104,7 @@ def serve(
 
     async def main(stop: asyncio.Event) -> None:
         service = Service(settings)
+        add_grid_parts(service)
         await service.start()
         try:
             await stop.wait()
