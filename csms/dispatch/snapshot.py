@@ -1,0 +1,343 @@
+"""Build the planner's :class:`~csms.dispatch.fleet.FleetSnapshot` from the CSMS's live state.
+
+One car per EVSE with an active transaction on a connected, accepted station. What each
+field comes from (first match wins), all documented defaults in :class:`SnapshotOptions`:
+
+===================  ==========================================================================
+SoC                  the latest metered ``SoC`` (MeterValues / TransactionEvent) when it is not
+                     older than the car's charging needs, else ``needs.soc``, else
+                     ``default_soc``
+capacity             ``needs.capacity_wh`` (``evEnergyCapacity``), else ``default_capacity_kwh``
+charge limit         ``needs.max_charge_w`` (car, grid side as the station reports it), capped
+                     by the charger rating when known (``charger_limits_kw``), else
+                     ``default_charge_kw``
+discharge limit      ``needs.max_discharge_w`` capped by the charger rating; 0 (charge-only) when
+                     the car or the charger cannot discharge (see below)
+min discharge        ``needs.min_discharge_w`` (minimum stable discharge power)
+efficiency           ``eta_charge`` / ``eta_discharge`` (0.95 each way by default: the DC
+                     charger's conversion efficiency of a Fermata-class unit; the battery's own
+                     losses are not reported by OCPP, so a site that knows them - e.g. 0.95 x
+                     0.95 ~ 0.90 for the whole chain - should pass them here)
+floor                ``needs.min_soc`` (2.1: from ``evMinV2XEnergyRequest``; 2.0.1
+                     ``org.openv2g.bpt`` ``evMinSoC``), else ``default_floor_soc`` (20 %)
+target SoC           ``needs.target_soc``, else SoC + ``needs.energy_target_wh`` / capacity, else
+                     ``max(SoC, default_target_soc)``; ``target_margin_soc`` (default 0) plans
+                     above it. Keep it 0 unless the cars accept it: a car under a ChargingOnly
+                     limit stops at its own target, so a margin becomes charging that never
+                     happens. Efficiency errors are corrected by re-planning from metered SoC
+departure            ``needs.departure_time``, else now + ``default_stay_s``
+===================  ==========================================================================
+
+**Overdue cars** (still plugged in after the departure they announced; the driver may unplug any
+minute) are never discharged. Below their target SoC they are *uncontrolled*: left out of the
+plan and of the commands so they charge at full power on their own, their metered import going
+into the snapshot's ``baseline_kw`` (the rest of the fleet then covers it). At their target they
+are planned as charge-only cars leaving in ``overdue_departure_s``.
+
+A car is **charge-only** (``max_discharge_kw = 0``) when it has no charging needs yet, its needs
+are not bidirectional (``requestedEnergyTransfer`` without BPT / no ``org.openv2g.bpt`` data),
+the station cannot discharge (2.1: the transaction's ``allowedEnergyTransfer`` has no BPT mode or
+``SmartChargingCtrlr.SupportedOperationModes`` lacks ``CentralSetpoint``; 2.0.1: no V2X vendor
+adapter configured for the model), or the caller lists it in ``charge_only`` (e.g. after the
+station refused a discharge profile). Charge-only cars are still planned (their charging is part
+of the fleet's net export) and commanded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from csms.dispatch.fleet import CarState, FleetSnapshot
+from csms.domain.station import BootState
+from csms.smartcharging.model import OperationMode
+from csms.smartcharging.needs import BPT_MODES, ChargingNeeds
+
+if TYPE_CHECKING:
+    from csms.central import CentralSystem
+
+log = structlog.get_logger("csms.dispatch.snapshot")
+
+__all__ = ["CarRef", "FleetView", "SnapshotOptions", "build_snapshot", "car_id_for"]
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotOptions:
+    """Defaults for what the live state does not say (see the module docstring)."""
+
+    eta_charge: float = 0.95
+    eta_discharge: float = 0.95
+    default_floor_soc: float = 0.20
+    default_target_soc: float = 0.80
+    default_soc: float = 0.50
+    default_capacity_kwh: float = 60.0
+    default_charge_kw: float = 7.4
+    default_stay_s: float = 4 * 3600.0
+    overdue_departure_s: float = 1800.0
+    target_margin_soc: float = 0.0
+    extrapolate_soc: bool = True
+    """Move a metered SoC forward to ``now`` with the metered power and the assumed efficiencies
+    (meter values arrive every minute or so; a car discharging at 15 kW moves ~0.4 % a minute)."""
+    max_extrapolation_s: float = 600.0
+    charger_limits_kw: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    """Per station id: (charge kW, discharge kW) grid-side ratings, when known."""
+
+
+@dataclass(frozen=True, slots=True)
+class CarRef:
+    """Where a planned car is and what the snapshot assumed about it."""
+
+    car_id: str
+    station_id: str
+    evse_id: int
+    transaction_id: str
+    version: str
+    has_needs: bool
+    bidirectional: bool
+    car: CarState
+    announced_departure: datetime | None
+    target_soc: float
+    """The driver's promise (without ``target_margin_soc``), fraction."""
+    assumptions: tuple[str, ...] = ()
+    baseline_kw: float = 0.0
+    """Uncontrolled cars: the load assumed for them (kW, import positive)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FleetView:
+    """A snapshot plus, per car id, where the car is; ``uncontrolled`` cars are not in the
+    snapshot (their load is its ``baseline_kw``)."""
+
+    snapshot: FleetSnapshot
+    cars: dict[str, CarRef]
+    uncontrolled: dict[str, CarRef] = field(default_factory=dict)
+
+    def ref(self, car_id: str) -> CarRef:
+        return self.cars[car_id]
+
+    def evses(self) -> set[tuple[str, int]]:
+        return {(r.station_id, r.evse_id) for r in self.cars.values()}
+
+
+def car_id_for(station_id: str, evse_id: int, transaction_id: str) -> str:
+    """Stable id of one car visit: a new transaction on the same EVSE is a new car."""
+    return f"{station_id}/{evse_id}/{transaction_id}"
+
+
+def _can_discharge_station(central: CentralSystem, station_id: str, evse: Any, version: str) -> tuple[bool, str]:
+    caps = central.charging.capabilities(station_id)
+    if version == "2.1":
+        allowed = evse.allowed_energy_transfer
+        if allowed is not None and not BPT_MODES.intersection(allowed):
+            return False, "allowedEnergyTransfer has no BPT mode"
+        if not caps.supports_mode(OperationMode.CENTRAL_SETPOINT):
+            return False, "station does not report CentralSetpoint support"
+        return True, ""
+    if caps.v2x_adapter is None:
+        return False, "OCPP 2.0.1 station without a V2X adapter"
+    return True, ""
+
+
+def build_snapshot(
+    central: CentralSystem,
+    *,
+    now: datetime | None = None,
+    options: SnapshotOptions | None = None,
+    stations: Iterable[str] | None = None,
+    exclude: Iterable[tuple[str, int]] = (),
+    charge_only: Iterable[str] = (),
+    uncontrolled: Iterable[str] = (),
+    site_export_limit_kw: float | None = None,
+    site_import_limit_kw: float | None = None,
+) -> FleetView:
+    """The fleet as the CSMS sees it now (see the module docstring).
+
+    ``stations`` restricts to those station ids (an event's targets); ``exclude`` drops
+    (station, EVSE) pairs; ``charge_only`` lists car ids never to discharge; ``uncontrolled``
+    lists car ids left out of the plan (their metered load becomes the baseline), e.g. cars whose
+    station keeps refusing profiles.
+    """
+    opts = options or SnapshotOptions()
+    now = now or central.now()
+    wanted = set(stations) if stations is not None else None
+    skip = set(exclude)
+    no_discharge = set(charge_only)
+    loose_ids = set(uncontrolled)
+    cars: list[CarState] = []
+    refs: dict[str, CarRef] = {}
+    loose: dict[str, CarRef] = {}
+    baseline_kw = 0.0
+    for sid, state in central.states.items():
+        if wanted is not None and sid not in wanted:
+            continue
+        if not state.connected or state.boot is not BootState.ACCEPTED or sid not in central.sessions:
+            continue
+        version = state.ocpp_version or "2.0.1"
+        for evse_id, evse in state.evses.items():
+            tx = evse.transaction_id
+            if evse_id <= 0 or tx is None or (sid, evse_id) in skip:
+                continue
+            cid = car_id_for(sid, evse_id, tx)
+            ref = _car(central, sid, evse_id, evse, tx, version, now, opts, cid in no_discharge)
+            if cid in loose_ids or "overdue: below target, uncontrolled" in ref.assumptions:
+                # left alone, a car below its target charges at full power; otherwise assume what it does now
+                metered = max(evse.power_import_w - evse.power_export_w, 0.0) / 1000.0
+                load = ref.car.max_charge_kw if ref.car.soc + 0.005 < ref.target_soc else metered
+                loose[cid] = replace(ref, baseline_kw=load)
+                baseline_kw += load
+                continue
+            cars.append(ref.car)
+            refs[cid] = ref
+    snap = FleetSnapshot(
+        time=now,
+        cars=cars,
+        site_export_limit_kw=site_export_limit_kw,
+        site_import_limit_kw=site_import_limit_kw,
+        baseline_kw=baseline_kw if loose else None,
+    )
+    return FleetView(snap, refs, loose)
+
+
+def _car(
+    central: CentralSystem,
+    sid: str,
+    evse_id: int,
+    evse: Any,
+    tx: str,
+    version: str,
+    now: datetime,
+    opts: SnapshotOptions,
+    forced_charge_only: bool,
+) -> CarRef:
+    needs: ChargingNeeds | None = evse.charging_needs
+    notes: list[str] = []
+    cid = car_id_for(sid, evse_id, tx)
+    # --- SoC
+    soc_pct: float | None = None
+    needs_soc = needs.soc if needs is not None else None
+    if evse.soc is not None and evse.metered_at is not None:
+        if needs_soc is None or evse.needs_at is None or evse.metered_at >= evse.needs_at - timedelta(seconds=5):
+            soc_pct = evse.soc
+    if soc_pct is None and needs_soc is not None:
+        soc_pct = needs_soc
+    if soc_pct is None and evse.soc is not None:
+        soc_pct = evse.soc
+    if soc_pct is None:
+        soc_pct = 100.0 * opts.default_soc
+        notes.append("soc: default")
+    # --- capacity
+    cap_kwh = (needs.capacity_wh / 1000.0) if needs is not None and needs.capacity_wh else None
+    if not cap_kwh or cap_kwh <= 0:
+        cap_kwh = opts.default_capacity_kwh
+        notes.append("capacity: default")
+    metered_soc = soc_pct == evse.soc and evse.metered_at is not None
+    soc = min(max(soc_pct / 100.0, 0.0), 1.0)
+    # --- limits
+    charger = opts.charger_limits_kw.get(sid)
+    max_c = (needs.max_charge_w / 1000.0) if needs is not None and needs.max_charge_w else None
+    if max_c is None:
+        max_c = max(opts.default_charge_kw, evse.power_import_w / 1000.0)
+        notes.append("max charge: default")
+    if charger is not None:
+        max_c = min(max_c, charger[0])
+    bidirectional = bool(needs is not None and needs.bidirectional and (needs.max_discharge_w or 0.0) > 0)
+    reason = ""
+    if needs is None:
+        reason = "no charging needs yet"
+    elif not bidirectional:
+        reason = "car is not bidirectional"
+    else:
+        ok, reason = _can_discharge_station(central, sid, evse, version)
+        bidirectional = ok
+    if forced_charge_only and bidirectional:
+        bidirectional, reason = False, "discharge refused earlier"
+    announced = needs.departure_time if needs is not None else None
+    overdue = announced is not None and announced <= now + timedelta(seconds=60)
+    if overdue and bidirectional:
+        bidirectional, reason = False, "past its announced departure"
+    max_d = (needs.max_discharge_w or 0.0) / 1000.0 if bidirectional and needs is not None else 0.0
+    if charger is not None:
+        max_d = min(max_d, charger[1])
+    if not bidirectional:
+        notes.append(f"charge-only: {reason}")
+    min_d = (needs.min_discharge_w or 0.0) / 1000.0 if bidirectional and needs is not None else 0.0
+    # --- floor, target
+    floor = (needs.min_soc / 100.0) if needs is not None and needs.min_soc is not None else None
+    if floor is None:
+        floor = opts.default_floor_soc
+        if bidirectional:
+            notes.append("floor: default")
+    floor = min(max(floor, 0.0), 1.0)
+    target: float | None = None
+    if needs is not None and needs.target_soc is not None:
+        target = needs.target_soc / 100.0
+    elif needs is not None and needs.energy_target_wh is not None and cap_kwh:
+        target = soc + needs.energy_target_wh / 1000.0 / cap_kwh
+    if target is None:
+        target = max(soc, opts.default_target_soc)
+        notes.append("target: default")
+    target = min(max(target, 0.0), 1.0)
+    if opts.extrapolate_soc and metered_soc:
+        soc = _extrapolate(soc, evse, now, opts, cap_kwh, floor, target)
+    plan_target = min(1.0, target + opts.target_margin_soc)
+    # --- departure
+    departure = announced
+    if departure is None:
+        departure = now + timedelta(seconds=opts.default_stay_s)
+        notes.append("departure: default")
+    if overdue:
+        departure = now + timedelta(seconds=opts.overdue_departure_s)
+        if soc + 0.005 < target:
+            notes.append("overdue: below target, uncontrolled")
+        else:
+            notes.append("overdue: charge-only")
+    car = CarState(
+        car_id=cid,
+        station_id=sid,
+        evse_id=evse_id,
+        soc=soc,
+        capacity_kwh=cap_kwh,
+        max_charge_kw=max(max_c, 0.0),
+        max_discharge_kw=max(max_d, 0.0),
+        min_discharge_kw=max(min_d, 0.0),
+        eta_charge=opts.eta_charge,
+        eta_discharge=opts.eta_discharge,
+        soc_floor=floor,
+        target_soc=plan_target,
+        departure=departure,
+    )
+    return CarRef(
+        car_id=cid,
+        station_id=sid,
+        evse_id=evse_id,
+        transaction_id=tx,
+        version=version,
+        has_needs=needs is not None,
+        bidirectional=bidirectional,
+        car=car,
+        announced_departure=announced,
+        target_soc=target,
+        assumptions=tuple(notes),
+    )
+
+
+def _extrapolate(
+    soc: float, evse: Any, now: datetime, opts: SnapshotOptions, cap_kwh: float, floor: float, target: float
+) -> float:
+    """SoC moved from the meter sample's time to ``now`` at the metered power; a discharging car
+    stops at its floor, a charging one at its target (or where it already is above it)."""
+    age = min(max((now - evse.metered_at).total_seconds(), 0.0), opts.max_extrapolation_s)
+    if age <= 0:
+        return soc
+    battery_kw = evse.power_import_w / 1000.0 * opts.eta_charge
+    battery_kw -= evse.power_export_w / 1000.0 / opts.eta_discharge
+    moved = soc + battery_kw * age / 3600.0 / cap_kwh
+    if battery_kw < 0:
+        moved = max(moved, min(floor, soc))
+    elif battery_kw > 0:
+        moved = min(moved, max(target, soc))
+    return min(max(moved, 0.0), 1.0)
