@@ -43,11 +43,11 @@ async def fanout(stations: int) -> dict[str, Any]:
                 }
 
             # wait (wall time) until the cars present at the start have reported their needs
-            settle_until, last = time.perf_counter() + 180, -1
+            settle_until, last = time.perf_counter() + 300, -1
             while time.perf_counter() < settle_until:
-                await asyncio.sleep(2)
+                await asyncio.sleep(3)
                 n = len(plugged())
-                if n == last and n > 0:
+                if n == last and n >= 0.5 * stations:
                     break
                 last = n
             cars = plugged()
