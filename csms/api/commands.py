@@ -34,6 +34,7 @@ from csms.central import StationOffline, UnknownStation
 from csms.clock import to_rfc3339
 from csms.ocpp import schemas
 from csms.ocpp.errors import CallErrorReceived, CallTimeout, ConnectionLost, InvalidPayload, NotAllowed
+from csms.ocpp.schemas import enum_values
 
 from .auth import require_operator
 from .context import ApiContext, get_ctx
@@ -125,21 +126,8 @@ class ChangeAvailabilityBody(_Body):
         )
 
 
-MessageTrigger = Literal[
-    "BootNotification",
-    "LogStatusNotification",
-    "FirmwareStatusNotification",
-    "Heartbeat",
-    "MeterValues",
-    "SignChargingStationCertificate",
-    "SignV2GCertificate",
-    "SignV2G20Certificate",
-    "StatusNotification",
-    "TransactionEvent",
-    "SignCombinedCertificate",
-    "PublishFirmwareStatusNotification",
-    "CustomTrigger",
-]
+# the 2.1 list is a superset of 2.0.1's; the station's own version is checked before sending
+MessageTrigger = Literal[enum_values("2.1", "TriggerMessageRequest", "MessageTriggerEnumType")]  # type: ignore[valid-type]
 
 
 class TriggerMessageBody(_Body):

@@ -24,6 +24,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from csms.ocpp.schemas import enum_values
+
 from .client import ApiClient, CliError, Target, resolve, save_config, seg
 from .render import (
     ago,
@@ -571,21 +573,7 @@ def availability(
     _send(url, token, as_json, station_id, "ChangeAvailability", body, timeout)
 
 
-TRIGGERS = (
-    "BootNotification",
-    "LogStatusNotification",
-    "FirmwareStatusNotification",
-    "Heartbeat",
-    "MeterValues",
-    "SignChargingStationCertificate",
-    "SignV2GCertificate",
-    "SignV2G20Certificate",
-    "StatusNotification",
-    "TransactionEvent",
-    "SignCombinedCertificate",
-    "PublishFirmwareStatusNotification",
-    "CustomTrigger",
-)
+TRIGGERS = enum_values("2.1", "TriggerMessageRequest", "MessageTriggerEnumType")
 
 
 def trigger(

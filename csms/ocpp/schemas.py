@@ -89,6 +89,12 @@ def validator(version: str, action: str, kind: str) -> Callable[[Any], Any]:
     return fastjsonschema.compile(_load(version, f"{action}{suffix}"), use_default=False)
 
 
+def enum_values(version: str, schema_name: str, definition: str) -> tuple[str, ...]:
+    """The values of an enumeration in an official schema, e.g.
+    ``enum_values("2.1", "TriggerMessageRequest", "MessageTriggerEnumType")``."""
+    return tuple(_load(version, schema_name)["definitions"][definition]["enum"])
+
+
 def classify(exc: fastjsonschema.JsonSchemaValueException) -> SchemaViolation:
     rule = exc.rule or ""
     path = ".".join(str(p) for p in (exc.path or [])[1:]) or "payload"
