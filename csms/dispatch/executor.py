@@ -95,6 +95,20 @@ class Command:
             value = p
         return value
 
+    def energy_wh(self, start: datetime, end: datetime) -> tuple[float, float]:
+        """(Wh commanded over the part of [start, end) this command covers, seconds covered); + = import."""
+        a = max((start - self.start).total_seconds(), 0.0)
+        b = min((end - self.start).total_seconds(), float(self.duration_s))
+        if b <= a:
+            return 0.0, 0.0
+        total = 0.0
+        bounds = [o for o, _ in self.periods] + [self.duration_s]
+        for k, (off, watts) in enumerate(self.periods):
+            lo, hi = max(a, off), min(b, bounds[k + 1])
+            if hi > lo:
+                total += watts * (hi - lo) / 3600.0
+        return total, b - a
+
     def same_schedule(self, other: Command | None, *, from_: datetime, tol_w: float = 1.0) -> bool:
         """True when both commands ask the same power from ``from_`` to the end of the longer one."""
         if other is None or other.station_id != self.station_id or other.evse_id != self.evse_id:

@@ -102,6 +102,7 @@ async def running_site(
     wait_online_s: float = 60.0,
     record: bool = False,
     prepare: Callable[[Any], None] | None = None,
+    reconcile_wait_s: float = 3.0,
 ) -> AsyncIterator[Site]:
     """Start the CSMS (with the controller as a service part) and the fleet; stop both after.
 
@@ -134,9 +135,10 @@ async def running_site(
             prepare(fleet)
         await fleet.start()
         await fleet.wait_online(wait_online_s)
-        # let the CSMS finish its post-boot capability discovery and profile reconciliation
+        # let the CSMS finish its post-boot capability discovery and profile reconciliation (a
+        # profile set while a reconciliation is in flight is recovered by the executor anyway)
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(15):
+            async with asyncio.timeout(reconcile_wait_s):
                 while len(reconciled) < len(ids):  # noqa: ASYNC110
                     await asyncio.sleep(0.05)
         unsubscribe()
@@ -195,7 +197,7 @@ def evening_fleet(
             depart = base + rng.uniform(2.5, 5.5) * 3600
         else:
             depart = base + rng.uniform(8.0, 15.0) * 3600
-        depart = max(depart, arrive + 3600)
+        depart = max(depart, arrive + 3600) if late else max(depart, base + 1800)
         announced = depart + rng.choice([0.0, 0.0, 0.0, 0.0, 600.0, -300.0])
         car = "generic-charge-only" if rng.random() < 1 / 12 else rng.choice(cars)
         soc = rng.uniform(30, 60) if late else rng.uniform(70, 95)
@@ -239,7 +241,7 @@ def caltech_fleet(
     *,
     date: str = "2019-07-16",
     every_201: int = 3,
-    tx_interval_s: int = 60,
+    tx_interval_s: int = 120,
 ) -> Any:
     """Single-EVSE Fermata-style stations replaying one Caltech ACN day (``simulators.sessions``):
     every ``every_201``-th station speaks OCPP 2.0.1 (FE-15, vendor V2X convention), the others
