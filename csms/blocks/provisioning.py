@@ -43,14 +43,14 @@ async def boot_notification(s: StationSession, p: dict[str, Any]) -> dict[str, A
     return {"currentTime": to_rfc3339(now), "interval": interval, "status": status.value}
 
 
-async def heartbeat(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+def heartbeat(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
     now = s.central.now()
     s.state.last_seen = now
     s.central.store.touch(s.station_id, now)
     return {"currentTime": to_rfc3339(now)}
 
 
-async def status_notification(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+def status_notification(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
     evse_id, connector_id, status = p["evseId"], p["connectorId"], p["connectorStatus"]
     at = parse_rfc3339(p["timestamp"])
     s.state.evse(evse_id).connectors[connector_id] = status

@@ -86,7 +86,7 @@ async def transaction_event(s: StationSession, p: dict[str, Any]) -> dict[str, A
     return response
 
 
-async def meter_values(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+def meter_values(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
     evse_id = p["evseId"]
     evse = s.state.evses.get(evse_id)
     tx_id = evse.transaction_id if evse is not None else None

@@ -3,8 +3,9 @@
 It owns what the ``ocpp`` package's ``ChargePoint`` gets wrong (see
 ``shared/reference/ocpp.md``):
 
-- inbound CALLs run in their own task, so the receive loop is never blocked and a handler
-  may await a call to the same peer;
+- inbound CALLs to ``async`` handlers run in their own task, so the receive loop is never
+  blocked and a handler may await a call to the same peer; a plain (synchronous) handler
+  cannot wait for anything, so it is answered inline, without the cost of a task;
 - at most one outbound CALL is outstanding; further calls queue in FIFO order, each with a
   response timeout, and a timeout never blocks the next call;
 - responses are matched by message id; a CALLERROR reply raises
@@ -21,6 +22,7 @@ received text message and gives it an async ``send`` callable.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -52,8 +54,24 @@ from .frames import (
 
 log = structlog.get_logger("csms.rpc")
 
-Handler = Callable[[Any, dict[str, Any]], Awaitable[dict[str, Any] | None]]
-"""``handler(context, payload) -> response payload`` (None only for SEND messages)."""
+Handler = Callable[[Any, dict[str, Any]], Awaitable[dict[str, Any] | None] | dict[str, Any] | None]
+"""``handler(context, payload) -> response payload`` (None only for SEND messages): an ``async``
+function, or a plain function for handlers that never wait (answered inline)."""
+
+def _pending(response: Any) -> bool:
+    """True when a handler returned something to await (it is ``async``) rather than its answer."""
+    return response is not None and type(response) is not dict
+
+
+_async_handlers: dict[Any, bool] = {}
+
+
+def _is_async(handler: Any) -> bool:
+    """``async def`` handlers (cached per handler) run in a task from the start."""
+    known = _async_handlers.get(handler)
+    if known is None:
+        known = _async_handlers[handler] = inspect.iscoroutinefunction(handler)
+    return known
 
 
 class RpcObserver(Protocol):
@@ -134,9 +152,27 @@ class RpcEndpoint:
             return
         kind = type(frame)
         if kind is Call:
-            task = asyncio.create_task(self._run_call(frame))  # type: ignore[arg-type]
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            call: Call = frame  # type: ignore[assignment]
+            try:
+                handler = self._admit(call)
+                # an async handler may wait (even for a call to this station): it runs in its own
+                # task; a plain one cannot, so it is answered right here
+                response = None if _is_async(handler) else handler(self.context, call.payload)
+            except CallError as exc:
+                text = self._error_text(call.message_id, exc.code, exc.description, exc.details)
+            except Exception:
+                text = self._crashed(call)
+            else:
+                if _is_async(handler) or _pending(response):
+                    task = asyncio.create_task(self._finish_call(call, handler, response))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+                    return
+                text = self._answer(call, response)  # type: ignore[arg-type]
+            try:
+                await self._transmit(text)
+            except ConnectionLost:
+                pass  # the receive loop ends on its own
         elif kind is CallResult or kind is CallErrorFrame:
             self._resolve(frame)  # type: ignore[arg-type]
         elif kind is Send:
@@ -166,39 +202,59 @@ class RpcEndpoint:
         else:
             fut.set_exception(CallErrorReceived(action, frame.code, frame.description, frame.details))
 
-    async def _run_call(self, call: Call) -> None:
+    def _admit(self, call: Call) -> Handler:
+        """Checks before a handler runs; raises the CallError to answer with."""
         action = call.action
         if self.observer is not None:
             self.observer.call_in(action)
+        if action not in schemas.actions(self.version):
+            raise CallError(ErrorCode.NOT_IMPLEMENTED, f"action {action!r} is not defined in OCPP {self.version}")
+        handler = self.handlers.get(action)
+        if handler is None:
+            raise CallError(ErrorCode.NOT_SUPPORTED, f"action {action} is not supported")
+        if self.validate:
+            self._check(action, "request", call.payload, inbound=True)
+        if self.inbound_guard is not None:
+            self.inbound_guard(action)
+        return handler
+
+    def _result(self, call: Call, response: dict[str, Any] | None) -> str:
+        """The CALLRESULT frame for a handler's response, validated."""
+        if response is None:
+            response = {}
+        if self.validate:
+            try:
+                self._check(call.action, "response", response, inbound=False)
+            except InvalidPayload as exc:
+                log.error(
+                    "handler built an invalid response", station=self.identity, action=call.action, error=str(exc)
+                )
+                raise CallError(ErrorCode.INTERNAL_ERROR, f"internal error handling {call.action}") from None
+        return result_frame(call.message_id, response)
+
+    def _answer(self, call: Call, response: dict[str, Any] | None) -> str:
         try:
-            if action not in schemas.actions(self.version):
-                raise CallError(ErrorCode.NOT_IMPLEMENTED, f"action {action!r} is not defined in OCPP {self.version}")
-            handler = self.handlers.get(action)
-            if handler is None:
-                raise CallError(ErrorCode.NOT_SUPPORTED, f"action {action} is not supported")
-            if self.validate:
-                self._check(action, "request", call.payload, inbound=True)
-            if self.inbound_guard is not None:
-                self.inbound_guard(action)
-            response = await handler(self.context, call.payload)
-            if response is None:
-                response = {}
-            if self.validate:
-                try:
-                    self._check(action, "response", response, inbound=False)
-                except InvalidPayload as exc:
-                    log.error("handler built an invalid response", station=self.identity, action=action, error=str(exc))
-                    raise CallError(ErrorCode.INTERNAL_ERROR, f"internal error handling {action}") from None
+            return self._result(call, response)
         except CallError as exc:
-            await self._send_error(call.message_id, exc.code, exc.description, exc.details)
-            return
+            return self._error_text(call.message_id, exc.code, exc.description, exc.details)
+
+    def _crashed(self, call: Call) -> str:
+        log.exception("handler failed", station=self.identity, action=call.action)
+        return self._error_text(call.message_id, ErrorCode.INTERNAL_ERROR, f"internal error handling {call.action}")
+
+    async def _finish_call(self, call: Call, handler: Handler, pending: Any = None) -> None:
+        """Await an async handler (``pending``: what a plain function handed back to await)."""
+        try:
+            response = await (handler(self.context, call.payload) if pending is None else pending)
+        except CallError as exc:
+            text = self._error_text(call.message_id, exc.code, exc.description, exc.details)
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("handler failed", station=self.identity, action=action)
-            await self._send_error(call.message_id, ErrorCode.INTERNAL_ERROR, f"internal error handling {action}")
-            return
-        await self._transmit(result_frame(call.message_id, response))
+            text = self._crashed(call)
+        else:
+            text = self._answer(call, response)
+        await self._transmit(text)
 
     async def _run_send(self, msg: Send) -> None:
         """2.1 SEND (type 6): dispatched like a CALL but never answered."""
@@ -209,7 +265,9 @@ class RpcEndpoint:
         try:
             if self.validate:
                 self._check(msg.action, "request", msg.payload, inbound=True)
-            await handler(self.context, msg.payload)
+            result = handler(self.context, msg.payload)
+            if _pending(result):
+                await result  # type: ignore[misc]
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -302,9 +360,20 @@ class RpcEndpoint:
         *,
         result_error: bool = False,
     ) -> None:
+        await self._transmit(self._error_text(message_id, code, description, details, result_error=result_error))
+
+    def _error_text(
+        self,
+        message_id: str,
+        code: ErrorCode | str,
+        description: str,
+        details: dict[str, Any] | None = None,
+        *,
+        result_error: bool = False,
+    ) -> str:
         if self.observer is not None:
             self.observer.error_sent(str(code))
-        await self._transmit(error_frame(message_id, str(code), description, details, result_error=result_error))
+        return error_frame(message_id, str(code), description, details, result_error=result_error)
 
     async def _transmit(self, text: str) -> None:
         if self._closed is not None:

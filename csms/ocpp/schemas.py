@@ -25,8 +25,10 @@ checks them, so a timestamp without an offset is a PropertyConstraintViolation.
 
 from __future__ import annotations
 
+import ast
 import functools
 import json
+import re
 from collections.abc import Callable
 from importlib import resources
 from typing import Any
@@ -86,7 +88,55 @@ def validator(version: str, action: str, kind: str) -> Callable[[Any], Any]:
     """Compiled validator for ``<action>Request`` (kind="request") or ``Response``."""
     suffix = "Request" if kind == "request" else "Response"
     # use_default=False: validation must never write schema defaults into the payload
-    return fastjsonschema.compile(_load(version, f"{action}{suffix}"), use_default=False)
+    schema = _load(version, f"{action}{suffix}")
+    try:
+        return _compile_fast(schema)
+    except Exception:  # a fastjsonschema whose code we do not recognise: use it as it is
+        return fastjsonschema.compile(schema, use_default=False)
+
+
+# fastjsonschema's generated code spends most of a MeterValues validation on two things that do
+# not affect the outcome: string enums checked as a chain of ``isinstance(x, str) and x == 'A'
+# or ...`` (25 comparisons for a measurand), and array item paths built for every item with
+# ``"...[{i}]".format(**locals())`` (a dict of all locals per item), although they are only read
+# when an error is raised. _compile_fast rewrites just those two constructs, to a frozenset
+# lookup and to ``"...[{}]".format(i)``; the checks, their order, the error messages, rules and
+# paths stay those of fastjsonschema (tests/ocpp/test_schemas.py compares both on every schema).
+_ENUM_CHAIN = re.compile(r"if not \(((?:isinstance\((\w+), str\) and \2 == '(?:[^'\\]|\\.)*'(?: or )?)+)\):")
+_ENUM_VALUE = re.compile(r"== ('(?:[^'\\]|\\.)*')")
+_LOCALS_FORMAT = re.compile(r'"((?:[^"\\]|\\.)*)"\.format\(\*\*locals\(\)\)')
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
+
+
+def optimized_code(code: str) -> tuple[str, dict[str, frozenset[str]]]:
+    """``code`` from ``fastjsonschema.compile_to_code`` with the two rewrites above; returns the
+    new code and the enum constants it refers to."""
+    enums: dict[str, frozenset[str]] = {}
+
+    def enum_set(m: re.Match[str]) -> str:
+        var = m.group(2)
+        values = frozenset(ast.literal_eval(v) for v in _ENUM_VALUE.findall(m.group(1)))
+        name = f"_ENUM_{len(enums)}"
+        enums[name] = values
+        return f"if not (isinstance({var}, str) and {var} in {name}):"
+
+    def positional(m: re.Match[str]) -> str:
+        text = m.group(1)
+        if "{{" in text or "}}" in text or text.count("{") != len(_PLACEHOLDER.findall(text)):
+            return m.group(0)
+        names = _PLACEHOLDER.findall(text)
+        return '"' + _PLACEHOLDER.sub("{}", text) + '".format(' + ", ".join(names) + ")"
+
+    code = _ENUM_CHAIN.sub(enum_set, code)
+    code = _LOCALS_FORMAT.sub(positional, code)
+    return code, enums
+
+
+def _compile_fast(schema: dict[str, Any]) -> Callable[[Any], Any]:
+    code, enums = optimized_code(fastjsonschema.compile_to_code(schema, use_default=False))
+    namespace: dict[str, Any] = dict(enums)
+    exec(compile(code, "<ocpp-schema>", "exec"), namespace)  # code generated from the official schemas
+    return namespace["validate"]
 
 
 def enum_values(version: str, schema_name: str, definition: str) -> tuple[str, ...]:

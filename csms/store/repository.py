@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
@@ -100,6 +100,30 @@ def _ts_in(value: str | datetime, name: str = "timestamp") -> datetime:
 
 def _at(value: datetime | None, name: str = "at") -> datetime:
     return utcnow() if value is None else ensure_utc(value, name)
+
+
+_METER_COLUMNS = (
+    "station_id",
+    "evse_id",
+    "transaction_id",
+    "timestamp",
+    "measurand",
+    "phase",
+    "location",
+    "context",
+    "unit",
+    "value",
+)
+_FRAME_COLUMNS = ("station_id", "direction", "timestamp", "frame")
+
+
+def _sqlite_utc_text(value: datetime) -> str:
+    """An aware datetime as the naive-UTC text :class:`~csms.store.types.UTCDateTime` stores on
+    SQLite (same as SQLAlchemy's ``DATETIME``: always six fraction digits, so text order is
+    time order)."""
+    if value.tzinfo is not UTC:
+        value = ensure_utc(value)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _check_station_id(station_id: str) -> None:
@@ -778,9 +802,28 @@ class Store:
         return self.meters.add(station_id, evse_id, transaction_id, meter_values)
 
     async def _insert_meter_rows(self, rows: list[dict[str, Any]]) -> None:
+        await self._bulk_insert(MeterSample.__table__, _METER_COLUMNS, rows)
+
+    async def _bulk_insert(self, table: Any, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+        """One ``executemany`` INSERT of write-behind rows (dicts with exactly ``columns``).
+
+        On SQLite the rows go to the driver as tuples, with timestamps already in the text form
+        SQLAlchemy's ``DATETIME`` stores (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC): SQLAlchemy's
+        per-row, per-column bind processing cost more than SQLite's own insert at meter-value
+        rates. PostgreSQL keeps the SQLAlchemy path (asyncpg binds datetimes natively)."""
         async with self._write() as s:
             conn = await s.connection()
-            await conn.execute(MeterSample.__table__.insert(), rows)
+            if self.dialect != "sqlite":
+                await conn.execute(table.insert(), rows)
+                return
+            ts_at = columns.index("timestamp")
+            params = []
+            for row in rows:
+                values = [row[c] for c in columns]
+                values[ts_at] = _sqlite_utc_text(values[ts_at])
+                params.append(tuple(values))
+            sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+            await conn.exec_driver_sql(sql, params)
 
     async def meter_samples(
         self,
@@ -910,9 +953,7 @@ class Store:
         self._frames.add(station_id, direction, frame_text, at)
 
     async def _insert_frames(self, rows: list[dict[str, Any]]) -> None:
-        async with self._write() as s:
-            conn = await s.connection()
-            await conn.execute(FrameLog.__table__.insert(), rows)
+        await self._bulk_insert(FrameLog.__table__, _FRAME_COLUMNS, rows)
 
     async def _prune_frames(self, station_ids: list[str]) -> None:
         table = FrameLog.__table__
