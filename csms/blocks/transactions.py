@@ -8,6 +8,7 @@ the live EVSE state that dispatch reads.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from csms.blocks.authorization import token_info
@@ -86,13 +87,22 @@ async def transaction_event(s: StationSession, p: dict[str, Any]) -> dict[str, A
     return response
 
 
-def meter_values(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+def meter_values(s: StationSession, p: dict[str, Any]) -> dict[str, Any] | Awaitable[dict[str, Any]]:
+    """Answered inline; only when the store's meter backlog is over its mark does the answer
+    wait (in a task) until the backlog is written: backpressure instead of lost samples."""
     evse_id = p["evseId"]
     evse = s.state.evses.get(evse_id)
     tx_id = evse.transaction_id if evse is not None else None
-    s.central.store.add_meter_values(s.station_id, evse_id, tx_id, p["meterValue"])
+    store = s.central.store
+    store.add_meter_values(s.station_id, evse_id, tx_id, p["meterValue"])
     if evse_id > 0:
         _apply_live_meter(s, evse_id, p["meterValue"])
+    backlog = store.meters.room()
+    return {} if backlog is None else _answer_after(backlog)
+
+
+async def _answer_after(backlog: Awaitable[None]) -> dict[str, Any]:
+    await backlog
     return {}
 
 

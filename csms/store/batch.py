@@ -210,7 +210,26 @@ class BatchWriter(Generic[T]):
 
 
 class MeterBatchWriter(BatchWriter[Row]):
-    """Buffers parsed OCPP meter values; see :func:`csms.store.payloads.parse_meter_values`."""
+    """Buffers parsed OCPP meter values; see :func:`csms.store.payloads.parse_meter_values`.
+
+    Backpressure: when more than ``high_water`` rows wait (the database is slower than the
+    stations, not down: an outage is what ``max_buffer`` is for), :meth:`room` returns an
+    awaitable that finishes once the backlog is back under the mark; the MeterValues handler
+    awaits it before answering, so a saturated CSMS slows its stations down instead of
+    dropping their samples."""
+
+    high_water = 20_000
+
+    def room(self) -> Awaitable[None] | None:
+        """None while under ``high_water`` rows; else something to await before answering."""
+        if len(self._buf) <= self.high_water or self._closed:
+            return None
+        return self._wait_room()
+
+    async def _wait_room(self) -> None:
+        while len(self._buf) > self.high_water and not self._closed:
+            self._wake.set()
+            await asyncio.sleep(0.01)
 
     def add(
         self,
