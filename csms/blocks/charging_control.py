@@ -263,7 +263,7 @@ class ChargingControl:
                 station_id, "SetChargingProfile", response["status"], info.get("reasonCode"), info.get("additionalInfo")
             )
         self.installed[station_id] = apply_set_charging_profile(request, self.installed.get(station_id, []))
-        await central.store.put_profile(station_id, evse_id, request["chargingProfile"], source="csms")
+        await central.store.record_profile(station_id, evse_id, request["chargingProfile"], source="csms")
         central.emit("profile", station_id, {"evse_id": evse_id, "profile_id": alloc.profile_id, "set": True})
         return AppliedProfile(station_id, evse_id, alloc.profile_id, request, response)
 

@@ -286,7 +286,7 @@ def simulate(ctx: typer.Context) -> None:
 def demo(
     stations: int | None = typer.Option(None, min=1, help="simulated stations (default 60)"),
     target_kw: float | None = typer.Option(None, min=0, help="export target, kW (default: feasible for the fleet)"),
-    speed: float | None = typer.Option(None, min=1, help="clock speed (default 160: an evening in ~2 min)"),
+    speed: float | None = typer.Option(None, min=1, help="clock speed (default 150: an evening in ~2 min)"),
     data_dir: Path | None = typer.Option(None, help="where the database and reports go (default: a temp dir)"),
     live: bool = typer.Option(True, "--live/--no-live", help="live terminal view, or one line per 15 min"),
 ) -> None:

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
@@ -41,7 +42,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from . import migrate
-from .batch import FrameLogWriter, MeterBatchWriter, TouchWriter
+from .batch import FrameLogWriter, GroupCommit, MeterBatchWriter, TouchWriter
 from .models import (
     STATION_ID_LEN,
     ApiToken,
@@ -211,6 +212,27 @@ async def _enable_sqlite_wal(engine: AsyncEngine, attempts: int = 100) -> None:
             await asyncio.sleep(0.05)
 
 
+@dataclass(slots=True)
+class _TxEvent:
+    """A validated TransactionEventRequest, ready to apply."""
+
+    station_id: str
+    event: dict[str, Any]
+    tx_id: str
+    etype: str
+    seq: int
+    ts: datetime
+    trigger: Any
+    offline: bool
+    evse_id: Any
+    connector_id: Any
+    token: Any
+    id_token: Any
+    charging_state: Any
+    stopped_reason: Any
+    now: datetime
+
+
 class Store:
     """Async repository for everything the CSMS persists. Create with :meth:`open`."""
 
@@ -239,6 +261,12 @@ class Store:
             self._insert_frames, self._prune_frames, limit=frame_log_limit, flush_interval=flush_interval
         )
         self._touches = TouchWriter(self._write_touches, flush_interval=flush_interval)
+        self._profile_group: GroupCommit[dict[str, Any], None] = GroupCommit("profiles", self._upsert_profiles)
+        # TransactionEvents are answered only once stored; on SQLite (one writer at a time) the
+        # ones that arrive together are stored together
+        self._tx_group: GroupCommit[_TxEvent, tuple[bool, TransactionRow]] | None = (
+            GroupCommit("transaction-events", self._apply_tx_batch) if is_sqlite else None
+        )
         self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -296,6 +324,10 @@ class Store:
         if self._closed:
             return
         self._closed = True
+        for group in (self._profile_group, self._tx_group):
+            if group is not None:
+                with contextlib.suppress(Exception):  # its waiters already got the error
+                    await group.flush()
         for writer in self._writers:
             try:
                 await writer.close()
@@ -602,6 +634,22 @@ class Store:
         * meter values go to ``meter_samples`` through the batch writer, tagged with the
           transaction id, only for events not seen before.
         """
+        e = self._parse_tx_event(station_id, event)
+        if self._tx_group is not None:
+            inserted, row = await self._tx_group.write(e)
+        else:
+            async with self._write() as s:
+                inserted, row = await self._apply_tx_event(s, e)
+        if not inserted:
+            return False, row
+        meter_values = pick(event, "meterValue")
+        if meter_values:
+            sample_evse = e.evse_id if e.evse_id is not None else row.evse_id
+            self.add_meter_values(station_id, int(sample_evse or 0), e.tx_id, meter_values)
+        return True, row
+
+    @staticmethod
+    def _parse_tx_event(station_id: str, event: Mapping[str, Any]) -> _TxEvent:
         info = pick(event, "transactionInfo") or {}
         tx_id = pick(info, "transactionId")
         if not isinstance(tx_id, str) or not tx_id or len(tx_id) > _TX_ID_LEN:
@@ -627,94 +675,99 @@ class Store:
         id_token = pick(token, "idToken")
         charging_state = pick(info, "chargingState")
         stopped_reason = pick(info, "stoppedReason")
-        now = utcnow()
+        return _TxEvent(
+            station_id, dict(event), tx_id, etype, seq, ts, trigger, offline, evse_id, connector_id, token,
+            id_token, charging_state, stopped_reason, utcnow(),
+        )  # fmt: skip
 
+    async def _apply_tx_batch(self, events: list[_TxEvent]) -> list[tuple[bool, TransactionRow]]:
         async with self._write() as s:
+            return [await self._apply_tx_event(s, e) for e in events]
+
+    async def _apply_tx_event(self, s: AsyncSession, e: _TxEvent) -> tuple[bool, TransactionRow]:
+        """The transaction-state rules of :meth:`apply_transaction_event`, inside session ``s``."""
+        station_id, tx_id, etype, seq, ts, now = e.station_id, e.tx_id, e.etype, e.seq, e.ts, e.now
+        evse_id, connector_id = e.evse_id, e.connector_id
+        charging_state, stopped_reason = e.charging_state, e.stopped_reason
+        tx = await self._lock_transaction(s, station_id, tx_id)
+        if tx is None:
+            # Placeholder (last_seq_no -1) that the generic rules below fill in. A concurrent
+            # creator makes this a no-op; FOR UPDATE then waits for its commit.
+            await s.execute(
+                self._insert(Transaction)
+                .values(
+                    station_id=station_id,
+                    transaction_id=tx_id,
+                    state=etype,
+                    last_seq_no=-1,
+                    meta={},
+                    updated_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=[Transaction.station_id, Transaction.transaction_id])
+            )
             tx = await self._lock_transaction(s, station_id, tx_id)
-            if tx is None:
-                # Placeholder (last_seq_no -1) that the generic rules below fill in. A concurrent
-                # creator makes this a no-op; FOR UPDATE then waits for its commit.
-                await s.execute(
-                    self._insert(Transaction)
-                    .values(
-                        station_id=station_id,
-                        transaction_id=tx_id,
-                        state=etype,
-                        last_seq_no=-1,
-                        meta={},
-                        updated_at=now,
-                    )
-                    .on_conflict_do_nothing(index_elements=[Transaction.station_id, Transaction.transaction_id])
+            assert tx is not None
+        new_event_id = (
+            await s.execute(
+                self._insert(TransactionEvent)
+                .values(
+                    transaction_pk=tx.id,
+                    seq_no=seq,
+                    event_type=etype,
+                    trigger_reason=e.trigger,
+                    timestamp=ts,
+                    offline=e.offline,
+                    payload=e.event,
+                    received_at=now,
                 )
-                tx = await self._lock_transaction(s, station_id, tx_id)
-                assert tx is not None
-            new_event_id = (
-                await s.execute(
-                    self._insert(TransactionEvent)
-                    .values(
-                        transaction_pk=tx.id,
-                        seq_no=seq,
-                        event_type=etype,
-                        trigger_reason=trigger,
-                        timestamp=ts,
-                        offline=offline,
-                        payload=dict(event),
-                        received_at=now,
-                    )
-                    .on_conflict_do_nothing(index_elements=[TransactionEvent.transaction_pk, TransactionEvent.seq_no])
-                    .returning(TransactionEvent.id)
-                )
-            ).scalar_one_or_none()
-            if new_event_id is None:
-                return False, TransactionRow.model_validate(tx)
+                .on_conflict_do_nothing(index_elements=[TransactionEvent.transaction_pk, TransactionEvent.seq_no])
+                .returning(TransactionEvent.id)
+            )
+        ).scalar_one_or_none()
+        if new_event_id is None:
+            return False, TransactionRow.model_validate(tx)
 
-            is_latest = seq > tx.last_seq_no
-            if is_latest:
-                tx.last_seq_no = seq
-                if tx.state != "Ended":
-                    tx.state = etype
-                if charging_state is not None:
-                    tx.charging_state = charging_state
-                if stopped_reason is not None:
-                    tx.stopped_reason = stopped_reason
-            if etype == "Ended":
-                tx.state = "Ended"
-                if tx.ended_at is None or is_latest:
-                    tx.ended_at = ts
-                if stopped_reason is not None:
-                    tx.stopped_reason = stopped_reason
-            if etype == "Started":
-                earlier_started = await s.scalar(
-                    select(
-                        exists().where(
-                            TransactionEvent.transaction_pk == tx.id,
-                            TransactionEvent.event_type == "Started",
-                            TransactionEvent.id != new_event_id,
-                        )
+        is_latest = seq > tx.last_seq_no
+        if is_latest:
+            tx.last_seq_no = seq
+            if tx.state != "Ended":
+                tx.state = etype
+            if charging_state is not None:
+                tx.charging_state = charging_state
+            if stopped_reason is not None:
+                tx.stopped_reason = stopped_reason
+        if etype == "Ended":
+            tx.state = "Ended"
+            if tx.ended_at is None or is_latest:
+                tx.ended_at = ts
+            if stopped_reason is not None:
+                tx.stopped_reason = stopped_reason
+        if etype == "Started":
+            earlier_started = await s.scalar(
+                select(
+                    exists().where(
+                        TransactionEvent.transaction_pk == tx.id,
+                        TransactionEvent.event_type == "Started",
+                        TransactionEvent.id != new_event_id,
                     )
                 )
-                if earlier_started and tx.started_at is not None:
-                    tx.started_at = min(tx.started_at, ts)
-                else:
-                    tx.started_at = ts
-            elif tx.started_at is None:
+            )
+            if earlier_started and tx.started_at is not None:
+                tx.started_at = min(tx.started_at, ts)
+            else:
                 tx.started_at = ts
-            if evse_id is not None and (is_latest or tx.evse_id is None):
-                tx.evse_id = int(evse_id)
-                if connector_id is not None:
-                    tx.connector_id = int(connector_id)
-            if id_token is not None and trigger != "StopAuthorized" and (tx.id_token is None or etype == "Started"):
-                tx.id_token = str(id_token)
-                tx.id_token_type = pick(token, "type")
-            tx.updated_at = now
-            await s.flush()
-            row = TransactionRow.model_validate(tx)
-
-        meter_values = pick(event, "meterValue")
-        if meter_values:
-            sample_evse = evse_id if evse_id is not None else row.evse_id
-            self.add_meter_values(station_id, int(sample_evse or 0), tx_id, meter_values)
-        return True, row
+        elif tx.started_at is None:
+            tx.started_at = ts
+        if evse_id is not None and (is_latest or tx.evse_id is None):
+            tx.evse_id = int(evse_id)
+            if connector_id is not None:
+                tx.connector_id = int(connector_id)
+        if e.id_token is not None and e.trigger != "StopAuthorized" and (tx.id_token is None or etype == "Started"):
+            tx.id_token = str(e.id_token)
+            tx.id_token_type = pick(e.token, "type")
+        tx.updated_at = now
+        await s.flush()
+        return True, TransactionRow.model_validate(tx)
 
     async def _lock_transaction(self, s: AsyncSession, station_id: str, transaction_id: str) -> Transaction | None:
         stmt = (
@@ -1021,6 +1074,24 @@ class Store:
             ).one()
             return ChargingProfileRow.model_validate(obj)
 
+    async def record_profile(
+        self, station_id: str, evse_id: int, profile: Mapping[str, Any], *, source: str = "csms"
+    ) -> None:
+        """As :meth:`put_profile` without reading the row back; concurrent calls share one
+        transaction (group commit), each returning once its own profile is committed."""
+        _check_station_id(station_id)
+        await self._profile_group.write(self._profile_values(station_id, evse_id, profile, source, _at(None)))
+
+    async def _upsert_profiles(self, rows: list[dict[str, Any]]) -> list[None]:
+        ins = self._insert(ChargingProfile)
+        ins = ins.on_conflict_do_update(
+            index_elements=[ChargingProfile.station_id, ChargingProfile.profile_id],
+            set_={k: ins.excluded[k] for k in rows[0] if k not in ("station_id", "profile_id")},
+        )
+        async with self._write() as s:
+            await s.execute(ins, rows)
+        return [None] * len(rows)
+
     @staticmethod
     def _profile_values(
         station_id: str, evse_id: int, profile: Mapping[str, Any], source: str, at: datetime
@@ -1046,6 +1117,7 @@ class Store:
     ) -> int:
         """Delete the station's profiles matching all given criteria (as ClearChargingProfile);
         no criteria deletes all of them. Returns the number deleted."""
+        await self._profile_group.flush()  # a profile recorded just before is deleted, not resurrected
         stmt = delete(ChargingProfile).where(ChargingProfile.station_id == station_id)
         if profile_id is not None:
             stmt = stmt.where(ChargingProfile.profile_id == profile_id)
@@ -1064,6 +1136,7 @@ class Store:
     async def profiles(
         self, station_id: str, *, evse_id: int | None = None, purpose: str | None = None
     ) -> list[ChargingProfileRow]:
+        await self._profile_group.flush()
         stmt = (
             select(ChargingProfile)
             .where(ChargingProfile.station_id == station_id)
@@ -1085,6 +1158,7 @@ class Store:
     ) -> list[ChargingProfileRow]:
         """Atomically replace all of a station's profiles with ``(evse_id, profile)`` pairs, e.g.
         what a GetChargingProfiles / ReportChargingProfiles round reported."""
+        await self._profile_group.flush()
         _check_station_id(station_id)
         ts = _at(at)
         rows = {}

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from csms.store.batch import BatchWriter, TouchWriter
+from csms.store.batch import BatchWriter, GroupCommit, TouchWriter
 
 
 class FlakySink:
@@ -87,3 +87,24 @@ async def test_touch_writer_keeps_latest_per_station() -> None:
     assert writer.pending == 2 and writer.pending_for("A") == t0 + timedelta(seconds=5)
     await writer.flush()
     assert sorted(seen) == [("A", t0 + timedelta(seconds=5)), ("B", t0)]
+
+
+async def test_group_commit_coalesces_and_isolates_a_bad_item() -> None:
+    batches: list[list[int]] = []
+
+    async def sink(items: list[int]) -> list[int]:
+        await asyncio.sleep(0.01)  # a write in flight: later items queue behind it
+        if 13 in items:
+            raise IntegrityError("insert", {}, Exception("bad row"))
+        batches.append(items)
+        return [i * 2 for i in items]
+
+    group: GroupCommit[int, int] = GroupCommit("t", sink, max_rows=50)
+    results = await asyncio.gather(*(group.write(i) for i in range(100)), return_exceptions=True)
+    assert isinstance(results[13], IntegrityError)
+    assert [r for i, r in enumerate(results) if i != 13] == [i * 2 for i in range(100) if i != 13]
+    # the first item goes alone, the rest in batches of at most 50; the batch holding 13 is
+    # retried item by item
+    assert batches[0] == [0] and max(len(b) for b in batches) <= 50
+    assert sorted(i for b in batches for i in b) == [i for i in range(100) if i != 13]
+    assert await group.write(7) == 14  # still works afterwards

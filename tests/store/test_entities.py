@@ -148,6 +148,32 @@ async def test_charging_profiles_crud(store: Store) -> None:
     assert await store.replace_profiles("CS-1", []) == []
 
 
+async def test_recorded_profiles_share_transactions_and_stay_ordered(store: Store) -> None:
+    """Group commit: 300 concurrent records land in a handful of transactions, each caller
+    returns only once its profile is committed, and a later write of the same id wins."""
+    group = store._profile_group
+    before = group.batches
+    await asyncio.gather(*(store.record_profile(f"CS-{i % 30}", 1, profile(i // 30 + 1)) for i in range(300)))
+    assert group.batches - before < 30
+    rows = await store.profiles("CS-7")
+    assert sorted(r.profile_id for r in rows) == list(range(1, 11)) and all(r.source == "csms" for r in rows)
+    # the same (station, id) twice in one batch: the later one wins
+    await asyncio.gather(
+        store.record_profile("CS-0", 1, profile(1)), store.record_profile("CS-0", 2, profile(1, stack=4))
+    )
+    assert [(r.evse_id, r.stack_level) for r in await store.profiles("CS-0") if r.profile_id == 1] == [(2, 4)]
+    pending = asyncio.ensure_future(store.record_profile("CS-0", 1, profile(99)))
+    await asyncio.sleep(0)
+    assert await store.delete_profiles("CS-0", profile_id=99) == 1  # not resurrected by the pending write
+    await pending
+    assert 99 not in {r.profile_id for r in await store.profiles("CS-0")}
+    # a profile missing its required fields is refused before anything is queued
+    with pytest.raises(ValueError):
+        await store.record_profile("CS-1", 1, {"id": 7})
+    await store.record_profile("CS-1", 1, profile(50))
+    assert 50 in {r.profile_id for r in await store.profiles("CS-1")}
+
+
 async def test_device_model(store: Store) -> None:
     report = [
         {
