@@ -169,8 +169,8 @@ def evening_fleet(
     Cars: Leaf 40/62, Kia EV9, F-150 Lightning, Outlander PHEV, one in twelve charge-only.
     About ``share_201`` of the stations speak OCPP 2.0.1 (FE-15, org.openv2g vendor convention),
     the others 2.1 (FE-20). Meter values every ``tx_interval_s`` (periodic) and at every 5-minute
-    boundary (clock-aligned): the CSMS's SQLite write path takes roughly 100 TransactionEvents per
-    wall second in one process, i.e. 60 stations at x160 with 120 s sampling.
+    boundary (clock-aligned). The demo samples every 180 s at x150 so that the CSMS and 60
+    simulated stations sharing one process and two cores keep up with the accelerated clock.
     """
     from simulators import FleetConfig, SessionConfig, StationConfig
 
