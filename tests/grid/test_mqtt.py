@@ -7,18 +7,12 @@ end, clears the retained messages it left and drops the persistent sessions it c
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
-import shutil
-import signal
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiomqtt
-import orjson
 import pytest
 
 from csms.config import MqttSettings
@@ -28,61 +22,18 @@ from csms.store.repository import Store
 from tests.conftest import require_service, service_up
 from tests.grid.conftest import ManualClock, event_doc
 from tests.grid.test_leap import SLOT, notification
-
-HOST, PORT = "127.0.0.1", 1883
-MOSQUITTO_CMD = ["mosquitto", "-d", "-c", "/etc/mosquitto/mosquitto.conf"]
-
-
-# ------------------------------------------------------------------------------ helpers
-async def until(predicate: Callable[[], Any], timeout: float = 8.0, what: str = "condition") -> Any:
-    async with asyncio.timeout(timeout):
-        while True:
-            value = predicate()
-            if value:
-                return value
-            await asyncio.sleep(0.05)
-    raise AssertionError(what)  # pragma: no cover
-
-
-class Collector:
-    """A test subscriber recording every message on ``topic_filter``."""
-
-    def __init__(self, topic_filter: str, client_id: str | None = None, *, persistent: bool = False) -> None:
-        self.topic_filter = topic_filter
-        self.client = aiomqtt.Client(HOST, PORT, identifier=client_id, clean_session=not persistent, keepalive=5)
-        self.messages: list[tuple[str, Any, bool]] = []
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Collector:
-        await self.client.__aenter__()
-        await self.client.subscribe(self.topic_filter, qos=1)
-        self._task = asyncio.create_task(self._pump())
-        return self
-
-    async def _pump(self) -> None:
-        with contextlib.suppress(aiomqtt.MqttError):
-            async for m in self.client.messages:
-                body = orjson.loads(m.payload) if m.payload else None
-                self.messages.append((str(m.topic), body, bool(m.retain)))
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        with contextlib.suppress(aiomqtt.MqttError):
-            await self.client.__aexit__(None, None, None)
-
-    def on(self, topic: str) -> list[Any]:
-        return [body for t, body, _ in self.messages if t == topic]
-
-    async def wait(self, topic: str, timeout: float = 8.0) -> Any:
-        return (await until(lambda: self.on(topic), timeout, f"a message on {topic}"))[-1]
-
-
-async def publish(topic: str, payload: Any, *, raw: bool = False) -> None:
-    async with aiomqtt.Client(HOST, PORT) as c:
-        await c.publish(topic, payload if raw else orjson.dumps(payload), qos=1)
+from tests.mqtt_support import (
+    HOST,
+    PORT,
+    Collector,
+    can_restart_broker,
+    clear_retained,
+    forget,
+    publish,
+    start_broker,
+    stop_broker,
+    until,
+)
 
 
 @dataclass
@@ -108,25 +59,6 @@ class Env:
         b = MqttBridge(self.settings, self.book, self.book.clock, client_id=cid, **kw)
         self.bridges.append(b)
         return b
-
-
-async def clear_retained(prefix: str) -> None:
-    topics: set[str] = set()
-    async with aiomqtt.Client(HOST, PORT) as c:
-        await c.subscribe(prefix + "/#", qos=1)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(0.5):
-                async for m in c.messages:
-                    if m.retain and m.payload:
-                        topics.add(str(m.topic))
-        for t in topics:
-            await c.publish(t, b"", qos=1, retain=True)
-
-
-async def forget(client_id: str) -> None:
-    with contextlib.suppress(aiomqtt.MqttError):
-        async with aiomqtt.Client(HOST, PORT, identifier=client_id, clean_session=True):
-            pass
 
 
 @pytest.fixture
@@ -245,33 +177,10 @@ async def test_message_is_not_acked_until_stored(env: Env, monkeypatch: pytest.M
         assert bridge.stats.redelivery_forced == 1 and bridge.stats.connects >= 2
 
 
-async def _broker_pids() -> list[int]:
-    proc = await asyncio.create_subprocess_exec("pgrep", "-x", "mosquitto", stdout=asyncio.subprocess.PIPE)
-    out, _ = await proc.communicate()
-    return [int(p) for p in out.split()]
-
-
-async def _stop_broker() -> None:
-    for pid in await _broker_pids():
-        os.kill(pid, signal.SIGTERM)  # SIGTERM: Mosquitto saves its persistence file (sessions) on the way out
-    await until(lambda: not service_up(HOST, PORT), 10, "broker stopped")
-    for _ in range(200):  # Mosquitto writes its persistence file before it exits
-        if not await _broker_pids():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("mosquitto did not exit within 10 s")
-
-
-async def _start_broker() -> None:
-    proc = await asyncio.create_subprocess_exec(*MOSQUITTO_CMD)
-    assert await proc.wait() == 0, "mosquitto -d failed to start"
-    await until(lambda: service_up(HOST, PORT), 10, "broker listening again")
-
-
 @pytest.mark.mqtt
 @pytest.mark.timeout(90)
 async def test_broker_restart(env: Env) -> None:
-    if shutil.which("mosquitto") is None or shutil.which("pgrep") is None or not await _broker_pids():
+    if not await can_restart_broker():
         pytest.skip("Mosquitto does not run as a local daemon here: cannot restart it")
     sub_id = f"{env.prefix.replace('/', '-')}-sub"
     env.client_ids.append(sub_id)
@@ -281,7 +190,7 @@ async def test_broker_restart(env: Env) -> None:
             # a persistent test subscriber: what the bridge publishes while it is offline is queued for it
             async with Collector(env.st("#"), sub_id, persistent=True):
                 pass
-            await _stop_broker()
+            await stop_broker()
             await until(lambda: not bridge.connected, 10, "bridge noticed the outage")
 
             # the dispatch loop keeps reporting during the outage: buffered, not lost
@@ -290,7 +199,7 @@ async def test_broker_restart(env: Env) -> None:
             await bridge.publish_delivery("ev-outage", {"delivered_kw": 118})
             assert bridge.pending == 2
 
-            await _start_broker()
+            await start_broker()
             await publish(env.events, event_doc("ev-after"))  # right after the restart
             assert await bridge.wait_connected(15), "bridge did not reconnect"
 
@@ -305,4 +214,4 @@ async def test_broker_restart(env: Env) -> None:
             assert bridge.stats.connects >= 2
     finally:
         if not service_up(HOST, PORT):
-            await _start_broker()
+            await start_broker()
