@@ -29,6 +29,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Self
 
@@ -242,7 +243,7 @@ class Store:
         *,
         frame_log_limit: int = 500,
         flush_interval: float = 0.5,
-        meter_batch_rows: int = 1000,
+        meter_batch_rows: int = 5000,
     ) -> None:
         self.engine = engine
         self.dialect: str = engine.dialect.name
@@ -258,7 +259,7 @@ class Store:
             "meters", self._insert_meter_rows, flush_interval=flush_interval, max_rows=meter_batch_rows
         )
         self._frames = FrameLogWriter(
-            self._insert_frames, self._prune_frames, limit=frame_log_limit, flush_interval=flush_interval
+            self._insert_frames, self._prune_frames, limit=frame_log_limit, flush_interval=flush_interval, max_rows=5000
         )
         self._touches = TouchWriter(self._write_touches, flush_interval=flush_interval)
         self._profile_group: GroupCommit[dict[str, Any], None] = GroupCommit("profiles", self._upsert_profiles)
@@ -277,7 +278,7 @@ class Store:
         *,
         frame_log_limit: int = 500,
         flush_interval: float = 0.5,
-        meter_batch_rows: int = 1000,
+        meter_batch_rows: int = 5000,
         echo: bool = False,
     ) -> Store:
         """Connect, migrate to the latest schema (idempotent) and start the background writers.
@@ -870,10 +871,16 @@ class Store:
                 await conn.execute(table.insert(), rows)
                 return
             ts_at = columns.index("timestamp")
+            getter = itemgetter(*columns)
             params = []
+            last_ts: datetime | None = None
+            last_text = ""
             for row in rows:
-                values = [row[c] for c in columns]
-                values[ts_at] = _sqlite_utc_text(values[ts_at])
+                values = list(getter(row))
+                ts = values[ts_at]
+                if ts is not last_ts:  # the sampled values of one MeterValue share their timestamp
+                    last_ts, last_text = ts, _sqlite_utc_text(ts)
+                values[ts_at] = last_text
                 params.append(tuple(values))
             sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
             await conn.exec_driver_sql(sql, params)
