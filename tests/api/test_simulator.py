@@ -117,6 +117,8 @@ async def test_cli_against_a_simulated_station(env: Env, sim_factory: Any, tmp_p
     from tests.cli.conftest import Cli
 
     st = await sim_factory(version="2.1")
+    # an Unknown token would (rightly) make the station end the transaction it started on plug-in
+    await env.store.upsert_id_token("TOKEN-1", "eMAID", status="Accepted")
     st.plug_in(1, soc=40, id_token="TOKEN-1")
     cli = Cli(env, tmp_path / "cli.toml")
     with server_logs_to_stderr():

@@ -124,7 +124,7 @@ def _evse(evse: EvseState, stored: dict[tuple[int, int], ConnectorStatusRow]) ->
         energy_export_wh=evse.energy_export_wh,
         metered_at=evse.metered_at,
         allowed_energy_transfer=evse.allowed_energy_transfer,
-        charging_needs=evse.charging_needs,
+        charging_needs=evse.charging_needs.to_json() if evse.charging_needs is not None else None,
     )
 
 
