@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -26,7 +25,7 @@ from csms.domain.station import BootState, StationState
 from csms.domain.writebehind import Batch, WriteBehind
 from csms.logging import debug_enabled
 from csms.ocpp.errors import OcppError
-from csms.server import credentials
+from csms.server import credentials, tls
 from csms.server.connection import (
     SUPPORTED_SUBPROTOCOLS,
     VERSION_OF,
@@ -85,18 +84,12 @@ class CentralSystem:
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         s = self.settings
+        ssl_ctx = tls.server_context(s.security)  # first: a TLS ConfigError leaves nothing open
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = await Store.open(s.database_url, frame_log_limit=s.storage.frame_log_limit)
         await self._load_stations()
         self.status_writer = WriteBehind("connector-status", self._write_statuses)
         self.station_writer = WriteBehind("stations", self.store.update_stations)
-        ssl_ctx = None
-        if s.security.profile == 2:
-            if not (s.security.tls_cert_file and s.security.tls_key_file):
-                raise ValueError("security.profile = 2 needs security.tls_cert_file and security.tls_key_file")
-            ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            ssl_ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-            ssl_ctx.load_cert_chain(s.security.tls_cert_file, s.security.tls_key_file)
         self._server = await serve(
             self._handle,
             s.server.host,
@@ -114,7 +107,13 @@ class CentralSystem:
         )
         sock = next(iter(self._server.sockets))
         self.port = sock.getsockname()[1]
-        log.info("ocpp server listening", host=s.server.host, port=self.port, tls=ssl_ctx is not None)
+        log.info(
+            "ocpp server listening",
+            host=s.server.host,
+            port=self.port,
+            tls=ssl_ctx is not None,
+            security_profile=s.security.profile,
+        )
 
     async def stop(self) -> None:
         """Stop accepting, close every connection with 1001, flush pending writes."""
@@ -230,6 +229,23 @@ class CentralSystem:
             return "ok"
         log.warning("station failed authentication", station=station_id)
         return "unauthorized"
+
+    async def admit_certificate(self, station_id: str, common_name: str | None) -> str:
+        """Security profile 3 handshake decision from the verified client certificate's subject
+        commonName: "ok", "unknown" (404) or "unauthorized" (401, CN is not the station id)."""
+        if common_name != station_id:
+            log.warning(
+                "client certificate commonName does not match the station id",
+                station=station_id,
+                common_name=common_name,
+            )
+            return "unauthorized"
+        if station_id not in self._passwords:
+            if not self.settings.security.auto_register:
+                return "unknown"
+            await self.register_station(station_id, boot_policy="pending")
+            log.info("station auto-registered (Pending until an operator accepts it)", station=station_id)
+        return "ok"
 
     # ------------------------------------------------------------------ connections
     def state(self, station_id: str) -> StationState:

@@ -36,9 +36,10 @@ class ServerSettings(_Section):
 
 
 class SecuritySettings(_Section):
-    profile: Literal[1, 2] = 1
+    profile: Literal[1, 2, 3] = Field(1, description="1 ws+Basic, 2 wss+Basic, 3 wss+client certificate")
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = Field(None, description="profile 3: CA bundle (PEM) that signs station certs")
     auto_register: bool = False
     pbkdf2_iterations: int = Field(1_000, ge=1)
 
@@ -146,6 +147,26 @@ class ConfigError(Exception):
     """A configuration problem, phrased for the operator: file, key, what is wrong."""
 
 
+def tls_problems(security: SecuritySettings) -> list[str]:
+    """What stops ``security.profile`` from starting: missing TLS keys or files (key path first).
+
+    Profiles 2 and 3 need the server certificate and key; profile 3 also needs the CA bundle
+    that signs the stations' client certificates.
+    """
+    needed: list[tuple[str, Path | None]] = []
+    if security.profile >= 2:
+        needed += [("tls_cert_file", security.tls_cert_file), ("tls_key_file", security.tls_key_file)]
+    if security.profile == 3:
+        needed.append(("tls_client_ca_file", security.tls_client_ca_file))
+    problems = []
+    for key, path in needed:
+        if path is None:
+            problems.append(f"security.{key}: required when security.profile = {security.profile}")
+        elif not path.is_file():
+            problems.append(f"security.{key}: file not found: {path}")
+    return problems
+
+
 def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
     """Load settings from ``path`` (default ``configs/csms.toml`` if it exists)."""
     file = Path(path) if path is not None else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
@@ -163,10 +184,10 @@ def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
             data.setdefault(section, {})[name] = value
         else:
             data[key] = value
+    where = str(file) if file is not None else "settings"
     try:
-        return Settings(**data)
+        settings = Settings(**data)
     except ValidationError as exc:
-        where = str(file) if file is not None else "settings"
         problems = []
         for err in exc.errors():
             loc = ".".join(str(p) for p in err["loc"])
@@ -175,3 +196,7 @@ def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
             else:
                 problems.append(f"{where}: {loc}: {err['msg']} (got {err.get('input')!r})")
         raise ConfigError("\n".join(problems)) from None
+    problems = tls_problems(settings.security)
+    if problems:
+        raise ConfigError("\n".join(f"{where}: {p}" for p in problems))
+    return settings

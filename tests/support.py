@@ -6,6 +6,7 @@ import asyncio
 import base64
 import itertools
 from collections.abc import Sequence
+from ssl import SSLContext
 from typing import Any
 
 import orjson
@@ -23,14 +24,22 @@ def basic(station_id: str, password: str) -> dict[str, str]:
 
 
 async def open_ws(
-    port: int, station_id: str, password: str | None = PASSWORD, protocols: Sequence[str] = ("ocpp2.0.1",)
+    port: int,
+    station_id: str,
+    password: str | None = PASSWORD,
+    protocols: Sequence[str] = ("ocpp2.0.1",),
+    *,
+    ssl: SSLContext | None = None,
 ) -> ClientConnection:
+    """Connect as ``station_id``: ``ws://`` with HTTP Basic, or ``wss://`` when ``ssl`` is given
+    (pass ``password=None`` for security profile 3, where the client certificate authenticates)."""
     headers = basic(station_id, password) if password else {}
     return await connect(
-        f"ws://127.0.0.1:{port}/ocpp/{station_id}",
+        f"{'wss' if ssl is not None else 'ws'}://127.0.0.1:{port}/ocpp/{station_id}",
         subprotocols=list(protocols),  # type: ignore[arg-type]
         additional_headers=headers,
         open_timeout=5,
+        ssl=ssl,
     )
 
 

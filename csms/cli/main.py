@@ -111,7 +111,11 @@ def serve(
         finally:
             await service.stop()
 
-    run(main)
+    try:
+        run(main)
+    except ConfigError as exc:  # TLS files that exist but do not load (security.profile 2, 3)
+        typer.secho(f"configuration error:\n{exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
 
 
 @admin.command("add-station")

@@ -6,19 +6,24 @@
   ``Sec-WebSocket-Protocol`` and the server closes right after (not an HTTP 400).
 - Security profiles 1 and 2: HTTP Basic, username = station id; wrong or missing
   credentials -> 401. Unknown station -> 404 unless auto-registration is on.
+- Security profile 3: no HTTP Basic; the TLS layer has already verified the station's client
+  certificate against ``security.tls_client_ca_file`` (no or untrusted certificate -> the TLS
+  handshake fails). Its subject commonName must equal the station id, else 401. Unknown
+  station -> 404 unless auto-registration is on.
 """
 
 from __future__ import annotations
 
 import http
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
 from .credentials import parse_basic_auth
+from .tls import subject_common_name
 
 if TYPE_CHECKING:
     from csms.central import CentralSystem
@@ -45,18 +50,32 @@ def select_subprotocol(connection: ServerConnection, offered: Sequence[str]) -> 
     return None
 
 
+def peer_certificate(connection: ServerConnection) -> dict[str, Any] | None:
+    """The client certificate the TLS layer verified (None on plain ws:// or without one)."""
+    cert = connection.transport.get_extra_info("peercert")
+    return cert or None
+
+
 def make_process_request(central: CentralSystem):
+    client_certs = central.settings.security.profile == 3
+
     async def process_request(connection: ServerConnection, request: Request) -> Response | None:
         identity = station_id_from_path(request.path)
         if identity is None:
             return connection.respond(http.HTTPStatus.BAD_REQUEST, "station id must be 1-48 characters without ':'\n")
-        creds = parse_basic_auth(request.headers.get("Authorization"))
-        verdict = await central.admit(identity, creds)
+        if client_certs:
+            verdict = await central.admit_certificate(identity, subject_common_name(peer_certificate(connection)))
+        else:
+            verdict = await central.admit(identity, parse_basic_auth(request.headers.get("Authorization")))
         if verdict == "ok":
             connection.station_id = identity  # type: ignore[attr-defined]
             return None
         if verdict == "unknown":
             return connection.respond(http.HTTPStatus.NOT_FOUND, f"unknown station {identity}\n")
+        if client_certs:
+            return connection.respond(
+                http.HTTPStatus.UNAUTHORIZED, "client certificate commonName does not match the station id\n"
+            )
         response = connection.respond(http.HTTPStatus.UNAUTHORIZED, "invalid credentials\n")
         response.headers["WWW-Authenticate"] = 'Basic realm="csms", charset="UTF-8"'
         return response
