@@ -13,7 +13,10 @@ then, for ours only: RSS per connected, heartbeating station at scale, and a sto
 stations connecting at once (time until all are Accepted, failures).
 
     python -m bench.rpc_throughput [--stations 50] [--seconds 8] [--repeat 3]
-                                   [--scale 10000] [--storm 5000]
+                                   [--scale 10000] [--storm 5000] [--ablate]
+
+``--ablate`` adds rows for this CSMS with parts of its persistence switched off (frame log,
+meter samples, both), to show what each costs per call.
 """
 
 from __future__ import annotations
@@ -192,6 +195,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--scale", type=int, default=10_000)
     parser.add_argument("--storm", type=int, default=5_000)
+    parser.add_argument("--ablate", action="store_true", help="also measure ours without frame log / meter storage")
     args = parser.parse_args()
     if (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {1})
@@ -204,7 +208,10 @@ def main() -> None:
 
     if args.repeat:
         rows = {}
-        for kind in ("bare", "stock", "ours"):
+        kinds = ["bare", "stock", "ours"]
+        if args.ablate:
+            kinds += ["ours-noframes", "ours-nometers", "ours-nostore"]
+        for kind in kinds:
             samples = []
             for _ in range(args.repeat):
                 with server(kind, args.stations) as (port, pid):
@@ -217,11 +224,18 @@ def main() -> None:
             f"\nRPC throughput: {args.stations} stations, one call outstanding each, {args.seconds:g} s, "
             f"median of {args.repeat} runs; server pinned to one core"
         )
-        print(f"{'server':<8} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'RSS MiB':>8}")
+        print(f"{'server':<14} {'calls/s':>9} {'us/call':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'RSS MiB':>8}")
         for kind, (rate, p50, p99, errors, rss) in rows.items():
-            print(f"{kind:<8} {rate:>9.0f} {p50:>8.2f} {p99:>8.2f} {errors:>7.0f} {rss / 1024:>8.1f}")
+            print(
+                f"{kind:<14} {rate:>9.0f} {1e6 / rate:>8.1f} {p50:>8.2f} {p99:>8.2f} {errors:>7.0f} {rss / 1024:>8.1f}"
+            )
         ours, stock, bare = rows["ours"][0], rows["stock"][0], rows["bare"][0]
         print(f"ours / stock = {ours / stock:.2f}x (target >= 3x); ours / bare = {ours / bare:.0%} (target >= 50%)")
+        if args.ablate:
+            for kind in kinds[3:]:
+                rate = rows[kind][0]
+                saved = 1e6 / ours - 1e6 / rate
+                print(f"{kind} / bare = {rate / bare:.0%}; leaving that persistence out saves {saved:.1f} us/call")
 
     if args.scale:
         with server("ours", max(args.scale, args.storm)) as (port, pid):

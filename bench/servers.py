@@ -5,6 +5,12 @@
 - ``stock``: a central system written with the ``ocpp`` package's ``ChargePoint`` the way its
   documentation shows (decorated handlers, ``cp.start()`` per connection).
 - ``ours``: this CSMS, validation and persistence on (SQLite in a temp directory).
+
+Ablations of ``ours`` (``--ablate``), to show where its time goes; not configurations to run:
+
+- ``ours-noframes``: the OCPP frame log off (``storage.frame_log_limit = 0``, a real setting).
+- ``ours-nometers``: meter samples parsed but not queued for SQLite.
+- ``ours-nostore``: both; what validation, RPC and domain handling cost without persistence.
 """
 
 from __future__ import annotations
@@ -78,17 +84,20 @@ async def stock(port: int) -> None:
         await asyncio.Future()
 
 
-async def ours(port: int, data_dir: str, stations: int) -> None:
+async def ours(port: int, data_dir: str, stations: int, ablate: str = "") -> None:
     from csms.central import CentralSystem
-    from csms.config import ApiSettings, ServerSettings, Settings
+    from csms.config import ApiSettings, ServerSettings, Settings, StorageSettings
     from csms.logging import configure_logging
     from csms.server import credentials
 
     configure_logging("warning")
+    no_frames = ablate in ("noframes", "nostore")
+    no_meters = ablate in ("nometers", "nostore")
     settings = Settings(
         data_dir=Path(data_dir),
         server=ServerSettings(host="127.0.0.1", port=port, ping_interval=None, call_timeout=30),
         api=ApiSettings(enabled=False),
+        storage=StorageSettings(frame_log_limit=0) if no_frames else StorageSettings(),
     )
     central = CentralSystem(settings)
     await central.start()
@@ -97,6 +106,9 @@ async def ours(port: int, data_dir: str, stations: int) -> None:
     await central.stop()
     central = CentralSystem(settings)  # restart so registration goes through the normal load path
     await central.start()
+    if no_meters:
+        assert central.store is not None
+        central.store.meters.add = lambda *args, **kwargs: 0  # type: ignore[method-assign]
     print("ready", flush=True)
     try:
         await asyncio.Future()
@@ -122,7 +134,7 @@ def main() -> None:
     elif kind == "stock":
         runner(stock(port))
     else:
-        runner(ours(port, sys.argv[4], int(sys.argv[5])))
+        runner(ours(port, sys.argv[4], int(sys.argv[5]), kind.partition("-")[2]))
 
 
 if __name__ == "__main__":
