@@ -257,9 +257,7 @@ def online_run(
     t = t0
     while t < end:
         present = [
-            c.model_copy(update={"soc": soc[c.car_id]})
-            for c in cars
-            if (c.plugged_in_at or t0) <= t < c.departure
+            c.model_copy(update={"soc": soc[c.car_id]}) for c in cars if (c.plugged_in_at or t0) <= t < c.departure
         ]
         p = plan(FleetSnapshot(time=t, cars=present), ev, step_s=STEP_S, method=method)
         solve.append(p.solve_time_s)
@@ -301,9 +299,7 @@ def _stranded(cars: list[CarState], final: dict[str, float], start: datetime) ->
     return bad
 
 
-def caltech_regret(
-    data_dir: Path, n_days: int, kw_per_car_at_16: float, lead_h: float
-) -> list[dict[str, float]]:
+def caltech_regret(data_dir: Path, n_days: int, kw_per_car_at_16: float, lead_h: float) -> list[dict[str, float]]:
     """Per-day scores of the online LP, the online heuristic and the perfect-foresight LP on Caltech weekdays.
 
     The CSMS controls the cars from ``lead_h`` hours before the event (the event
