@@ -83,4 +83,3 @@ def add_grid_parts(service: Service) -> Any:
     if service.settings.mqtt.enabled:
         service.parts.append(MqttIntake(service, controller))
     return controller
-

@@ -187,9 +187,7 @@ def diff_plans(old: Plan, new: Plan, tol_kw: float = 0.5, *, now: datetime | Non
     still planned to move power must be stopped; a new car must be commanded).
     """
     if new.n_steps == 0:
-        return {
-            cid for cid in old.car_ids if np.any(np.abs(_sample(old, _epoch(old.step_starts))[0]) > tol_kw)
-        }
+        return {cid for cid in old.car_ids if np.any(np.abs(_sample(old, _epoch(old.step_starts))[0]) > tol_kw)}
     t_from = (now or new.step_starts[0]).timestamp()
     t_to = new.step_ends[-1].timestamp()
     mids = []

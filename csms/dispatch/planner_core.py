@@ -72,16 +72,12 @@ def resolve_targets(events: list[EventTarget]) -> list[TargetSegment]:
                 flat.append((ev.priority, -ev_idx, -iv_idx, ev, iv_idx))
     if not flat:
         return []
-    bounds = sorted(
-        {t for *_, ev, iv_idx in flat for t in (ev.intervals[iv_idx].start, ev.intervals[iv_idx].end)}
-    )
+    bounds = sorted({t for *_, ev, iv_idx in flat for t in (ev.intervals[iv_idx].start, ev.intervals[iv_idx].end)})
     segments: list[TargetSegment] = []
     last_key: tuple[int, int] | None = None
     for lo, hi in itertools.pairwise(bounds):
         covering = [
-            item
-            for item in flat
-            if item[3].intervals[item[4]].start <= lo and item[3].intervals[item[4]].end >= hi
+            item for item in flat if item[3].intervals[item[4]].start <= lo and item[3].intervals[item[4]].end >= hi
         ]
         if not covering:
             last_key = None
@@ -218,9 +214,7 @@ class Problem:
         """
         avail = self.avail()
         charge_h = avail * self.dt_h[None, :]
-        remaining = np.concatenate(
-            [np.cumsum(charge_h[:, ::-1], axis=1)[:, ::-1], np.zeros((self.n_cars, 1))], axis=1
-        )
+        remaining = np.concatenate([np.cumsum(charge_h[:, ::-1], axis=1)[:, ::-1], np.zeros((self.n_cars, 1))], axis=1)
         keep = self.req[:, None] - self.eta_c[:, None] * self.cmax[:, None] * remaining
         return np.maximum(keep, self.lb[:, None])
 
@@ -230,9 +224,7 @@ class Problem:
         return times[:-1], times[1:]
 
 
-def _grid_edges(
-    horizon_s: float, seg_spans: list[tuple[float, float]], step_s: float, tail_s: float
-) -> np.ndarray:
+def _grid_edges(horizon_s: float, seg_spans: list[tuple[float, float]], step_s: float, tail_s: float) -> np.ndarray:
     """Step edges (seconds after t0) over ``[0, horizon_s]``: ``step_s`` in segments, ``tail_s`` elsewhere."""
     pts: list[np.ndarray] = [np.array([0.0, horizon_s])]
     cursor = 0.0
@@ -335,9 +327,7 @@ def build_problem(
     dmin = np.array([c.min_discharge_kw for c in cars], dtype=float)
     eta_c = np.array([c.eta_charge for c in cars], dtype=float)
     eta_d = np.array([c.eta_discharge for c in cars], dtype=float)
-    plug_s = np.array(
-        [rel(c.plugged_in_at) if c.plugged_in_at is not None else -1.0 for c in cars], dtype=float
-    )
+    plug_s = np.array([rel(c.plugged_in_at) if c.plugged_in_at is not None else -1.0 for c in cars], dtype=float)
     dep_s = np.array([rel(c.departure) for c in cars], dtype=float)
     # first step starting at/after arrival; one past the last step ending at/before departure
     a = np.searchsorted(edges[:-1], plug_s - 1e-6, side="left").astype(np.int64)
@@ -392,13 +382,8 @@ def build_problem(
 
 def simulate(problem: Problem, power: np.ndarray) -> np.ndarray:
     """Battery energy (kWh) at every edge, shape (N, T+1), for a net power matrix (kW, + = charge)."""
-    gain = (
-        np.where(power > 0, power * problem.eta_c[:, None], power / problem.eta_d[:, None])
-        * problem.dt_h[None, :]
-    )
-    return problem.e0[:, None] + np.concatenate(
-        [np.zeros((problem.n_cars, 1)), np.cumsum(gain, axis=1)], axis=1
-    )
+    gain = np.where(power > 0, power * problem.eta_c[:, None], power / problem.eta_d[:, None]) * problem.dt_h[None, :]
+    return problem.e0[:, None] + np.concatenate([np.zeros((problem.n_cars, 1)), np.cumsum(gain, axis=1)], axis=1)
 
 
 def repair(problem: Problem, power: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -783,9 +768,7 @@ def assemble_plan(
     )
 
 
-def nae(
-    target_series: np.ndarray | list[float], delivered_series: np.ndarray | list[float], dt=None
-) -> float:
+def nae(target_series: np.ndarray | list[float], delivered_series: np.ndarray | list[float], dt=None) -> float:
     """Normalised absolute tracking error ``sum |target - delivered| dt / sum target dt``.
 
     ``dt`` are per-interval durations (any unit; default: equal intervals).

@@ -379,9 +379,7 @@ def _compact_model(problem: Problem) -> _Model:
     # discharge also pays for the recharge it will (at worst) cause
     d_cost = W_THROUGHPUT * dt[step[pd]] * (1.0 + 1.0 / (eta_c[car[pd]] * eta_d[car[pd]]))
     d = b.cols(pd.size, d_cost, 0.0, dub[pd])
-    c = b.cols(
-        pc.size, W_THROUGHPUT * dt[step[pc]] + W_EARLY * dt[step[pc]] * mid[step[pc]], 0.0, cmax[car[pc]]
-    )
+    c = b.cols(pc.size, W_THROUGHPUT * dt[step[pc]] + W_EARLY * dt[step[pc]] * mid[step[pc]], 0.0, cmax[car[pc]])
 
     # discharging cars: fairness pieces y (sum y = discharged grid-side energy); without a
     # pre-charging window their budget is a constant and becomes the bounds of the pieces
@@ -390,9 +388,7 @@ def _compact_model(problem: Problem) -> _Model:
     ev_h = np.bincount(q_of, weights=dt[step[pd]], minlength=n_q)
     pre_q = with_pre[dcars]
     bud_q = np.maximum(budget[dcars], 0.0)
-    scale = np.maximum(
-        np.where(pre_q, np.minimum(np.maximum(bud_q, 0.1), problem.dmax[dcars] * ev_h), bud_q), 1e-9
-    )
+    scale = np.maximum(np.where(pre_q, np.minimum(np.maximum(bud_q, 0.1), problem.dmax[dcars] * ev_h), bud_q), 1e-9)
     y_hi = np.repeat(scale / N_FAIR, N_FAIR)
     y_hi[N_FAIR - 1 :: N_FAIR] = np.where(pre_q, np.inf, scale / N_FAIR)
     y = b.cols(N_FAIR * n_q, np.tile(W_FAIR * (np.arange(N_FAIR) + 1) / N_FAIR, n_q), 0.0, y_hi)
@@ -441,10 +437,7 @@ def _compact_model(problem: Problem) -> _Model:
         pre[ccars] = sol[c_pre_c]
         post[ccars] = sol[c_post_c]
         # cars without a pre-charge decision charge what they need as early as possible
-        need = (
-            np.maximum(problem.req[others] + _margin(problem, others) - problem.e0[others], 0.0)
-            / eta_c[others]
-        )
+        need = np.maximum(problem.req[others] + _margin(problem, others) - problem.e0[others], 0.0) / eta_c[others]
         pre[others] = np.minimum(need, pre_max[others])
         # after the block, charge what the departure still needs
         gain = np.where(out > 0, out * eta_c[:, None], out / eta_d[:, None]) * dt[None, :]
@@ -526,8 +519,6 @@ def solve_lp(
             sol = solution()
         else:
             if MIN_POWER_ROUNDS:
-                notes.append(
-                    "min-power rounding hit the round limit; residual small discharges zeroed by repair"
-                )
+                notes.append("min-power rounding hit the round limit; residual small discharges zeroed by repair")
     status = h.modelStatusToString(h.getModelStatus())
     return LPResult(model.extract(sol), status, True, time.perf_counter() - t_start, notes, model.name)

@@ -58,6 +58,7 @@ Handler = Callable[[Any, dict[str, Any]], Awaitable[dict[str, Any] | None] | dic
 """``handler(context, payload) -> response payload`` (None only for SEND messages): an ``async``
 function, or a plain function for handlers that never wait (answered inline)."""
 
+
 def _pending(response: Any) -> bool:
     """True when a handler returned something to await (it is ``async``) rather than its answer."""
     return response is not None and type(response) is not dict

@@ -16,9 +16,7 @@ P_TOL = 1e-6  # kW
 
 
 @st.composite
-def cars_strategy(
-    draw: st.DrawFn, min_cars: int = 5, max_cars: int = 40, t0: datetime = T0
-) -> list[CarState]:
+def cars_strategy(draw: st.DrawFn, min_cars: int = 5, max_cars: int = 40, t0: datetime = T0) -> list[CarState]:
     """Random plugged-in cars: SoC, capacities, limits, efficiencies, floors, targets, departures."""
     n = draw(st.integers(min_cars, max_cars))
     seed = draw(st.integers(0, 2**31 - 1))
@@ -57,16 +55,11 @@ def departure_edge(plan: Plan, car: CarState) -> int:
 def reachable_kwh(plan: Plan, car: CarState) -> float:
     """Most energy the car can hold at departure by charging at full power in every step before it."""
     k = departure_edge(plan, car)
-    hours = (
-        sum((e - s).total_seconds() for s, e in zip(plan.step_starts[:k], plan.step_ends[:k], strict=True))
-        / 3600
-    )
+    hours = sum((e - s).total_seconds() for s, e in zip(plan.step_starts[:k], plan.step_ends[:k], strict=True)) / 3600
     return min(car.capacity_kwh, car.soc * car.capacity_kwh + car.eta_charge * car.max_charge_kw * hours)
 
 
-def check_guarantees(
-    snapshot: FleetSnapshot, plan: Plan, reserve: float = 0.0, *, shared_limit: bool = False
-) -> None:
+def check_guarantees(snapshot: FleetSnapshot, plan: Plan, reserve: float = 0.0, *, shared_limit: bool = False) -> None:
     """Assert every hard rule of a plan, recomputing the SoC path from the powers.
 
     ``shared_limit``: a site import limit may make a departure unreachable that

@@ -48,10 +48,7 @@ def event_steps(p) -> np.ndarray:
 @pytest.mark.parametrize("method", ["lp", "heuristic"])
 @pytest.mark.parametrize("lead_h", [0.0, 1.0])
 def test_feasible_flat_target_is_met_exactly(method: str, lead_h: float) -> None:
-    cars = [
-        car(i, soc=0.6 + 0.01 * i, max_discharge_kw=10.0 + i % 3 * 5, min_discharge_kw=i % 4)
-        for i in range(12)
-    ]
+    cars = [car(i, soc=0.6 + 0.01 * i, max_discharge_kw=10.0 + i % 3 * 5, min_discharge_kw=i % 4) for i in range(12)]
     snap = FleetSnapshot(time=T0, cars=cars)
     start = T0 + timedelta(hours=lead_h)
     ev = EventTarget.flat(start, start + timedelta(hours=5), 60.0)
@@ -98,9 +95,7 @@ def test_infeasible_power_reports_sum_of_max_export() -> None:
         np.testing.assert_allclose(p.achievable_kw[m], 32.0, atol=1e-6)
         assert p.infeasible and not p.shortfall.feasible
         assert len(p.shortfall.steps) == 12
-        assert all(
-            s.achievable_kw == pytest.approx(32.0) and s.target_kw == 1000.0 for s in p.shortfall.steps
-        )
+        assert all(s.achievable_kw == pytest.approx(32.0) and s.target_kw == 1000.0 for s in p.shortfall.steps)
         assert p.shortfall.target_kwh == pytest.approx(1000.0)
         assert p.shortfall.achievable_kwh == pytest.approx(32.0, abs=1e-6)
 
@@ -164,17 +159,13 @@ def test_resolve_targets_priority() -> None:
 
     snap = FleetSnapshot(time=T0, cars=[car(i) for i in range(10)])
     p = plan(snap, [a, b, c], step_s=300, method="lp")
-    tgt = {
-        round((s - T0).total_seconds() / 3600, 3): v for s, v in zip(p.step_starts, p.target_kw, strict=True)
-    }
+    tgt = {round((s - T0).total_seconds() / 3600, 3): v for s, v in zip(p.step_starts, p.target_kw, strict=True)}
     assert tgt[0.5] == 100.0 and tgt[1.5] == 50.0 and tgt[2.5] == 100.0 and tgt[4.0] == 70.0
 
 
 def test_multi_interval_event_tracks_each_interval() -> None:
     ivs = [
-        TargetInterval(
-            start=T0 + timedelta(minutes=30 * k), end=T0 + timedelta(minutes=30 * (k + 1)), target_kw=v
-        )
+        TargetInterval(start=T0 + timedelta(minutes=30 * k), end=T0 + timedelta(minutes=30 * (k + 1)), target_kw=v)
         for k, v in enumerate([20.0, 60.0, 0.0, 40.0])
     ]
     snap = FleetSnapshot(time=T0, cars=[car(i) for i in range(6)])
@@ -231,8 +222,7 @@ def test_diff_plans_only_changed_cars() -> None:
 def test_future_arrivals_and_perfect_foresight() -> None:
     early = [car(i, soc=0.8, departure=T0 + timedelta(hours=1)) for i in range(3)]
     late = [
-        car(10 + i, soc=0.8, plugged_in_at=T0 + timedelta(hours=1), departure=T0 + timedelta(hours=8))
-        for i in range(3)
+        car(10 + i, soc=0.8, plugged_in_at=T0 + timedelta(hours=1), departure=T0 + timedelta(hours=8)) for i in range(3)
     ]
     ev = EventTarget.flat(T0, T0 + timedelta(hours=2), 60.0)
     snap = FleetSnapshot(time=T0, cars=early + late)
