@@ -25,6 +25,7 @@ from csms.domain.station import BootState, StationState
 from csms.domain.writebehind import Batch, WriteBehind
 from csms.logging import debug_enabled
 from csms.ocpp.errors import OcppError
+from csms.security.certificates import SigningCa
 from csms.server import credentials, tls
 from csms.server.connection import (
     SUPPORTED_SUBPROTOCOLS,
@@ -80,11 +81,13 @@ class CentralSystem:
         self.charging = ChargingControl(self)
         self.status_writer: WriteBehind | None = None
         self.station_writer: WriteBehind | None = None
+        self.signing_ca: SigningCa | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         s = self.settings
         ssl_ctx = tls.server_context(s.security)  # first: a TLS ConfigError leaves nothing open
+        self.signing_ca = tls.signing_ca(s.security)
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = await Store.open(s.database_url, frame_log_limit=s.storage.frame_log_limit)
         await self._load_stations()

@@ -40,6 +40,11 @@ class SecuritySettings(_Section):
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     tls_client_ca_file: Path | None = Field(None, description="profile 3: CA bundle (PEM) that signs station certs")
+    station_ca_cert_file: Path | None = Field(
+        None, description="CA certificate (PEM) that signs stations' SignCertificate CSRs; none: they are Rejected"
+    )
+    station_ca_key_file: Path | None = Field(None, description="its private key (PEM, unencrypted)")
+    station_cert_days: int = Field(365, ge=1, le=3650, description="validity of the station certificates it signs")
     auto_register: bool = False
     pbkdf2_iterations: int = Field(1_000, ge=1)
 
@@ -158,9 +163,19 @@ def tls_problems(security: SecuritySettings) -> list[str]:
         needed += [("tls_cert_file", security.tls_cert_file), ("tls_key_file", security.tls_key_file)]
     if security.profile == 3:
         needed.append(("tls_client_ca_file", security.tls_client_ca_file))
+    if (security.station_ca_cert_file is None) != (security.station_ca_key_file is None):
+        missing = "station_ca_key_file" if security.station_ca_key_file is None else "station_ca_cert_file"
+        needed.append((missing, None))
+    elif security.station_ca_cert_file is not None:
+        needed += [
+            ("station_ca_cert_file", security.station_ca_cert_file),
+            ("station_ca_key_file", security.station_ca_key_file),
+        ]
     problems = []
     for key, path in needed:
-        if path is None:
+        if path is None and key.startswith("station_ca"):
+            problems.append(f"security.{key}: required with the other station_ca_* file (both or neither)")
+        elif path is None:
             problems.append(f"security.{key}: required when security.profile = {security.profile}")
         elif not path.is_file():
             problems.append(f"security.{key}: file not found: {path}")

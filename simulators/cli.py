@@ -185,9 +185,11 @@ def station(
     url: Annotated[str, typer.Option(help="CSMS URL")] = "ws://127.0.0.1:9000",
     ocpp: Annotated[list[str] | None, typer.Option(help="OCPP versions offered, in order")] = None,
     evses: Annotated[int, typer.Option(help="EVSE count")] = 1,
-    security_profile: Annotated[int, typer.Option()] = 1,
+    security_profile: Annotated[int, typer.Option(help="1 (ws + Basic), 2 (wss + Basic), 3 (wss + certificate)")] = 1,
     password: Annotated[str | None, typer.Option()] = None,
-    ca_file: Annotated[Path | None, typer.Option()] = None,
+    ca_file: Annotated[Path | None, typer.Option(help="CA bundle for wss://")] = None,
+    client_cert: Annotated[Path | None, typer.Option(help="profile 3: the station's certificate chain (PEM)")] = None,
+    client_key: Annotated[Path | None, typer.Option(help="profile 3: its private key (PEM)")] = None,
     vendor: Annotated[str, typer.Option()] = "Fermata Energy",
     model: Annotated[str, typer.Option()] = "FE-20",
     charge_kw: Annotated[float, typer.Option()] = 20.0,
@@ -208,6 +210,8 @@ def station(
         id=station_id, ocpp=ocpp or ["2.1", "2.0.1"], evse_count=evses, security_profile=security_profile,  # type: ignore[arg-type]
         password=password, ca_file=str(ca_file) if ca_file else None, vendor=vendor, model=model,
         charge_kw=charge_kw, discharge_kw=discharge_kw,
+        client_cert_file=str(client_cert) if client_cert else None,
+        client_key_file=str(client_key) if client_key else None,
     )  # fmt: skip
     fleet_cfg = FleetConfig.model_validate({"url": url, "stations": [cfg], "scenario": {"clock": {"speed": speed}}})
     fleet = Fleet(fleet_cfg)

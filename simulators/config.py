@@ -135,10 +135,12 @@ class StationConfig(BaseModel):
     id: str = Field(min_length=1, max_length=48)
     ocpp: list[OcppVersion] = Field(default_factory=lambda: ["2.1", "2.0.1"], min_length=1)
     """Subprotocols offered, in order of preference."""
-    security_profile: Literal[1, 2] = 1
+    security_profile: Literal[1, 2, 3] = 1
     password: str | None = Field(None, min_length=16, max_length=40)
     """HTTP Basic password (SecurityCtrlr.BasicAuthPassword); default derived from the id."""
     ca_file: str | None = None
+    client_cert_file: str | None = Field(None, description="profile 3: the station's certificate chain (PEM)")
+    client_key_file: str | None = Field(None, description="profile 3: its private key (PEM)")
     vendor: str = "Fermata Energy"
     model: str = "FE-20"
     serial_number: str | None = None
@@ -184,6 +186,12 @@ class StationConfig(BaseModel):
         if len(set(v)) != len(v):
             raise ValueError("duplicate OCPP version")
         return v
+
+    @model_validator(mode="after")
+    def _client_certificate(self) -> StationConfig:
+        if (self.client_cert_file is None) != (self.client_key_file is None):
+            raise ValueError("client_cert_file and client_key_file go together")
+        return self
 
     @model_validator(mode="after")
     def _sessions_on_evses(self) -> StationConfig:

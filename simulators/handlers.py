@@ -37,6 +37,7 @@ from csms.smartcharging.model import (
     parse_set_charging_profile,
 )
 
+from . import certificates
 from .station import BPT_MODES, _dt, _ts
 from .tree import SUPPORTED_OPERATION_MODES
 
@@ -323,6 +324,12 @@ async def trigger_message(st: Station, p: dict[str, Any]) -> dict[str, Any]:
         return {"status": "Accepted"}
     if what == "LogStatusNotification":
         st._send_if_online("LogStatusNotification", {"status": "Idle"})
+        return {"status": "Accepted"}
+    if what in ("SignChargingStationCertificate", "SignV2GCertificate"):
+        if st.registration != "Accepted":
+            return {"status": "Rejected", "statusInfo": _info("NotAccepted")}
+        kind = "ChargingStationCertificate" if what == "SignChargingStationCertificate" else "V2GCertificate"
+        certificates.request_signing(st, kind)
         return {"status": "Accepted"}
     return {"status": "NotImplemented"}
 
@@ -668,6 +675,7 @@ _COMMON: dict[str, Handler] = {
     "ClearChargingProfile": clear_charging_profile,
     "GetChargingProfiles": get_charging_profiles,
     "GetCompositeSchedule": get_composite_schedule,
+    **certificates.HANDLERS,
 }
 _V21_ONLY: dict[str, Handler] = {
     "NotifyAllowedEnergyTransfer": notify_allowed_energy_transfer,

@@ -49,6 +49,7 @@ from csms.smartcharging.composite import Setpoint, effective_power_at, next_chan
 from csms.smartcharging.model import ChargingProfilePurpose, InstalledProfile, OperationMode
 
 from .cars import car as car_model
+from .certificates import CertificateStore
 from .config import FaultConfig, StationConfig
 from .devicemodel import DeviceModel
 from .ev import EV
@@ -300,6 +301,8 @@ class Station:
         # firmware settings mirrored from the device model (kept in sync by its hooks)
         self.heartbeat_interval = config.heartbeat_interval_s
         self.password = config.basic_auth_password
+        self.certificates = CertificateStore(config.id, config.vendor, config.client_cert_file, config.client_key_file)
+        self.sign_certificate_status: str | None = None
         self.smart_charging_enabled = True
         self.station_operative_flag = True
         self._dm: DeviceModel | None = None
@@ -1310,13 +1313,15 @@ class Station:
     # ================================================================== link
     def _url(self) -> str:
         base = self.base_url.rstrip("/")
-        if self.config.security_profile == 2 and base.startswith("ws://"):
+        if self.config.security_profile >= 2 and base.startswith("ws://"):
             base = "wss://" + base[len("ws://") :]
         return f"{base}/{quote(self.id, safe='')}"
 
     def _ssl_context(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(cafile=self.config.ca_file)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        if self.config.security_profile == 3:
+            self.certificates.configure(ctx)
         return ctx
 
     async def _open(self) -> ClientConnection:
@@ -1326,7 +1331,7 @@ class Station:
         return await connect(
             url,
             subprotocols=[f"ocpp{v}" for v in self.config.ocpp],  # type: ignore[misc]
-            additional_headers={"Authorization": f"Basic {token}"},
+            additional_headers={} if self.config.security_profile == 3 else {"Authorization": f"Basic {token}"},
             ssl=self._ssl_context() if url.startswith("wss://") else None,
             open_timeout=10,
             ping_interval=ping if ping > 0 else None,

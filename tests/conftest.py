@@ -7,11 +7,12 @@ import os
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from csms.central import CentralSystem
-from csms.config import ApiSettings, ServerSettings, Settings
+from csms.config import ApiSettings, SecuritySettings, ServerSettings, Settings
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_URL = os.environ.get("CSMS_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -51,3 +52,27 @@ async def central(tmp_path: Path) -> AsyncIterator[CentralSystem]:
         yield c
     finally:
         await c.stop()
+
+
+async def start_central(tmp_path: Path, security: SecuritySettings) -> CentralSystem:
+    """A started CSMS with these security settings (the caller stops it)."""
+    settings = make_settings(tmp_path, call_timeout=5)
+    settings.security = security
+    central = CentralSystem(settings)
+    await central.start()
+    return central
+
+
+def profile3_security(tmp_path: Path, ca: Any, **extra: Any) -> SecuritySettings:
+    """Security profile 3 with a server certificate from the trustme ``ca``, which also signs the
+    stations' client certificates (written to ``stations-ca.pem``)."""
+    server_cert = ca.issue_cert("127.0.0.1", "localhost")
+    cert_file, key_file, ca_file = tmp_path / "server.pem", tmp_path / "server.key", tmp_path / "stations-ca.pem"
+    server_cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    for blob in server_cert.cert_chain_pems[1:]:
+        blob.write_to_path(str(cert_file), append=True)
+    server_cert.private_key_pem.write_to_path(str(key_file))
+    ca.cert_pem.write_to_path(str(ca_file))
+    return SecuritySettings(
+        profile=3, tls_cert_file=cert_file, tls_key_file=key_file, tls_client_ca_file=ca_file, **extra
+    )

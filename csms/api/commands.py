@@ -344,6 +344,54 @@ class GetLogBody(_Body):
 
 
 # ---------------------------------------------------------------------------- execution
+InstallType = Literal[enum_values("2.1", "InstallCertificateRequest", "InstallCertificateUseEnumType")]  # type: ignore[valid-type]
+CertificateIdType = Literal[  # type: ignore[valid-type]
+    enum_values("2.1", "GetInstalledCertificateIdsRequest", "GetCertificateIdUseEnumType")
+]
+HashAlgorithm = Literal[enum_values("2.1", "DeleteCertificateRequest", "HashAlgorithmEnumType")]  # type: ignore[valid-type]
+Hex = Annotated[str, Field(min_length=1, pattern="^[0-9a-fA-F]+$")]
+
+
+class InstallCertificateBody(_Body):
+    certificate_type: InstallType
+    certificate: str = Field(min_length=1, max_length=10_000, description="the CA certificate, PEM")
+
+    def to_ocpp(self) -> dict[str, Any]:
+        return {"certificateType": self.certificate_type, "certificate": self.certificate}
+
+
+class GetInstalledCertificateIdsBody(_Body):
+    certificate_type: list[CertificateIdType] | None = Field(None, description="only these types (default: all)")
+
+    def to_ocpp(self) -> dict[str, Any]:
+        return _drop_none({"certificateType": self.certificate_type or None})
+
+
+class CertificateHashDataBody(BaseModel):
+    """OCPP CertificateHashDataType, as GetInstalledCertificateIds reports it."""
+
+    model_config = ConfigDict(extra="forbid")
+    hash_algorithm: HashAlgorithm = "SHA256"
+    issuer_name_hash: Annotated[str, Field(max_length=128)] = Field(description="hex")
+    issuer_key_hash: Annotated[str, Field(max_length=128)] = Field(description="hex")
+    serial_number: Annotated[Hex, Field(max_length=40)] = Field(description="hex, no leading zeros")
+
+
+class DeleteCertificateBody(_Body):
+    certificate_hash_data: CertificateHashDataBody
+
+    def to_ocpp(self) -> dict[str, Any]:
+        h = self.certificate_hash_data
+        return {
+            "certificateHashData": {
+                "hashAlgorithm": h.hash_algorithm,
+                "issuerNameHash": h.issuer_name_hash,
+                "issuerKeyHash": h.issuer_key_hash,
+                "serialNumber": h.serial_number,
+            }
+        }
+
+
 def _offline(ctx: ApiContext, station_id: str, message: str | None = None) -> ApiError:
     state = ctx.central.states.get(station_id)
     last_seen = state.last_seen if state is not None else None
@@ -614,3 +662,27 @@ COMMANDS = (
     "UpdateFirmware",
     "GetLog",
 )
+
+
+@router.post("/InstallCertificate", **_summary("InstallCertificate", "install a CA certificate on the station"))
+async def install_certificate(
+    ctx: Ctx, station_id: StationId, body: InstallCertificateBody, timeout: Timeout = None
+) -> CommandResult:
+    return await execute(ctx, station_id, "InstallCertificate", body.to_ocpp(), timeout)
+
+
+@router.post(
+    "/GetInstalledCertificateIds",
+    **_summary("GetInstalledCertificateIds", "the CA certificates installed on the station"),
+)
+async def get_installed_certificate_ids(
+    ctx: Ctx, station_id: StationId, body: GetInstalledCertificateIdsBody, timeout: Timeout = None
+) -> CommandResult:
+    return await execute(ctx, station_id, "GetInstalledCertificateIds", body.to_ocpp(), timeout)
+
+
+@router.post("/DeleteCertificate", **_summary("DeleteCertificate", "remove an installed CA certificate"))
+async def delete_certificate(
+    ctx: Ctx, station_id: StationId, body: DeleteCertificateBody, timeout: Timeout = None
+) -> CommandResult:
+    return await execute(ctx, station_id, "DeleteCertificate", body.to_ocpp(), timeout)

@@ -168,6 +168,9 @@ def register(app: typer.Typer) -> None:
         app.command(fn.__name__.replace("_", "-"))(fn)
     app.add_typer(id_tokens, name="id-token")
     app.add_typer(fleet, name="fleet")
+    from .certificates import certificate  # imports this module's shared options
+
+    app.add_typer(certificate, name="certificate")
 
 
 # ============================================================================ session

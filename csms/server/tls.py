@@ -12,6 +12,7 @@ import ssl
 from typing import Any
 
 from csms.config import ConfigError, SecuritySettings, tls_problems
+from csms.security.certificates import SigningCa
 
 
 def server_context(security: SecuritySettings) -> ssl.SSLContext | None:
@@ -39,6 +40,23 @@ def server_context(security: SecuritySettings) -> ssl.SSLContext | None:
             ca_file = security.tls_client_ca_file
             raise ConfigError(f"security.tls_client_ca_file: cannot load {ca_file}: {exc}") from None
     return ctx
+
+
+def signing_ca(security: SecuritySettings) -> SigningCa | None:
+    """The CA that signs stations' SignCertificate CSRs (A02/A03), or None when not configured."""
+    cert_file, key_file = security.station_ca_cert_file, security.station_ca_key_file
+    if cert_file is None and key_file is None:
+        return None
+    problems = tls_problems(security)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    assert cert_file is not None and key_file is not None
+    try:
+        return SigningCa.from_pem(cert_file.read_bytes(), key_file.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"security.station_ca_cert_file / station_ca_key_file: cannot use {cert_file}, {key_file}: {exc}"
+        ) from None
 
 
 def subject_common_name(cert: dict[str, Any] | None) -> str | None:

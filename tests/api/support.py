@@ -15,7 +15,7 @@ import httpx
 
 from csms.api.apitokens import issue_token
 from csms.clock import to_rfc3339
-from csms.config import ApiSettings, ServerSettings, Settings
+from csms.config import ApiSettings, SecuritySettings, ServerSettings, Settings
 from csms.service import Service
 from tests.support import PASSWORD, TestStation, open_ws
 
@@ -261,11 +261,12 @@ class Env:
             await asyncio.sleep(still)
 
 
-def api_settings(tmp_path: Path, **server: Any) -> Settings:
+def api_settings(tmp_path: Path, security: SecuritySettings | None = None, **server: Any) -> Settings:
     return Settings(
         data_dir=tmp_path,
         server=ServerSettings(host="127.0.0.1", port=0, ping_interval=5, **server),
         api=ApiSettings(enabled=True, host="127.0.0.1", port=0),
+        security=security or SecuritySettings(),
     )
 
 
@@ -282,8 +283,8 @@ async def attach_event_book(service: Service) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def running_csms(tmp_path: Path, **server: Any) -> AsyncIterator[Env]:
-    service = Service(api_settings(tmp_path, **server))
+async def running_csms(tmp_path: Path, security: SecuritySettings | None = None, **server: Any) -> AsyncIterator[Env]:
+    service = Service(api_settings(tmp_path, security, **server))
     await service.start()
     try:
         store = service.central.store

@@ -13,9 +13,9 @@ import pytest
 from websockets.exceptions import InvalidMessage, InvalidStatus
 
 from csms.central import CentralSystem
-from csms.config import ConfigError, SecuritySettings, load_settings
+from csms.config import ConfigError, load_settings
 from csms.server.tls import subject_common_name
-from tests.conftest import make_settings
+from tests.conftest import make_settings, profile3_security, start_central
 from tests.support import PASSWORD, TestStation, open_ws
 
 trustme = pytest.importorskip("trustme")
@@ -34,30 +34,9 @@ def ca() -> trustme.CA:
     return trustme.CA()
 
 
-def _server_security(tmp_path: Path, ca: trustme.CA, **extra: object) -> SecuritySettings:
-    server_cert = ca.issue_cert("127.0.0.1", "localhost")
-    cert_file, key_file, ca_file = tmp_path / "server.pem", tmp_path / "server.key", tmp_path / "stations-ca.pem"
-    server_cert.cert_chain_pems[0].write_to_path(str(cert_file))
-    for blob in server_cert.cert_chain_pems[1:]:
-        blob.write_to_path(str(cert_file), append=True)
-    server_cert.private_key_pem.write_to_path(str(key_file))
-    ca.cert_pem.write_to_path(str(ca_file))
-    return SecuritySettings(
-        profile=3, tls_cert_file=cert_file, tls_key_file=key_file, tls_client_ca_file=ca_file, **extra
-    )
-
-
-async def _start(tmp_path: Path, security: SecuritySettings) -> CentralSystem:
-    settings = make_settings(tmp_path, call_timeout=5)
-    settings.security = security
-    central = CentralSystem(settings)
-    await central.start()
-    return central
-
-
 @pytest.fixture
 async def central3(tmp_path: Path, ca: trustme.CA) -> AsyncIterator[CentralSystem]:
-    central = await _start(tmp_path, _server_security(tmp_path, ca))
+    central = await start_central(tmp_path, profile3_security(tmp_path, ca))
     try:
         yield central
     finally:
@@ -143,7 +122,7 @@ async def test_unknown_station_with_valid_certificate_is_404(central3: CentralSy
 
 
 async def test_auto_registration_with_certificate_answers_pending(tmp_path: Path, ca: trustme.CA) -> None:
-    central = await _start(tmp_path, _server_security(tmp_path, ca, auto_register=True))
+    central = await start_central(tmp_path, profile3_security(tmp_path, ca, auto_register=True))
     try:
         ws = await open_ws(central.port, "CS-NEW", None, ssl=client_context(ca, ca, "CS-NEW"))
         station = TestStation(ws)
@@ -199,7 +178,7 @@ def test_profile_2_config_does_not_need_a_client_ca(tmp_path: Path) -> None:
 
 
 async def test_unreadable_client_ca_is_a_config_error_at_start(tmp_path: Path, ca: trustme.CA) -> None:
-    security = _server_security(tmp_path, ca)
+    security = profile3_security(tmp_path, ca)
     assert security.tls_client_ca_file is not None
     security.tls_client_ca_file.write_text("not a certificate\n")
     settings = make_settings(tmp_path)
@@ -212,7 +191,7 @@ async def test_unreadable_client_ca_is_a_config_error_at_start(tmp_path: Path, c
 
 @pytest.mark.parametrize("problem", ["missing", "unreadable"])
 def test_serve_refuses_to_start_naming_the_client_ca_key(tmp_path: Path, ca: trustme.CA, problem: str) -> None:
-    security = _server_security(tmp_path, ca)
+    security = profile3_security(tmp_path, ca)
     ca_file = security.tls_client_ca_file
     assert ca_file is not None
     if problem == "missing":

@@ -463,8 +463,14 @@ async def test_change_availability_and_trigger_message() -> None:
     trig = await rig.call("TriggerMessage", {"requestedMessage": "TransactionEvent", "evse": {"id": 1}})
     assert trig["status"] == "Accepted"
     assert (await rig.call("TriggerMessage", {"requestedMessage": "BootNotification"}))["status"] == "Rejected"
-    assert (await rig.call("TriggerMessage", {"requestedMessage": "SignV2GCertificate"}))["status"] == "NotImplemented"
+    assert (await rig.call("TriggerMessage", {"requestedMessage": "SignV2GCertificate"}))["status"] == "Accepted"
+    trig = await rig.call("TriggerMessage", {"requestedMessage": "PublishFirmwareStatusNotification"})
+    assert trig["status"] == "NotImplemented"
+    rig.responses["SignCertificate"] = lambda p: {"status": "Rejected"}
     sent = rig.deliver()
+    csr = [p for a, p in sent if a == "SignCertificate"]
+    assert [p["certificateType"] for p in csr] == ["V2GCertificate"]
+    assert csr[0]["csr"].startswith("-----BEGIN CERTIFICATE REQUEST-----")
     assert any(a == "MeterValues" and p["meterValue"][0]["sampledValue"][0]["context"] == "Trigger" for a, p in sent)
     assert any(a == "TransactionEvent" and p["triggerReason"] == "Trigger" for a, p in sent)
     await rig.call("RequestStopTransaction", {"transactionId": rig.tx_id()})

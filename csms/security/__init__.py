@@ -1,0 +1,1 @@
+"""Security functional block (A, M): pure certificate logic."""
