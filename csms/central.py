@@ -31,6 +31,7 @@ from csms.server.connection import (
     SUPPORTED_SUBPROTOCOLS,
     VERSION_OF,
     make_process_request,
+    peer_certificate,
     select_subprotocol,
 )
 from csms.server.session import StationSession
@@ -77,8 +78,10 @@ class CentralSystem:
         self.extensions: dict[str, Any] = {}  # smart charging, dispatch, ... attach here
         self.port: int | None = None
         from csms.blocks.charging_control import ChargingControl
+        from csms.blocks.security import CertificateRenewal
 
         self.charging = ChargingControl(self)
+        self.certificate_renewal = CertificateRenewal(self)
         self.status_writer: WriteBehind | None = None
         self.station_writer: WriteBehind | None = None
         self.signing_ca: SigningCa | None = None
@@ -283,6 +286,7 @@ class CentralSystem:
         closed = self._closed[station_id] = asyncio.Event()
         now = self.clock.now()
         state.connected, state.connected_since, state.last_seen = True, now, now
+        state.client_certificate = tls.certificate_facts(peer_certificate(ws))
         if state.ocpp_version != version:
             state.ocpp_version = version
         metrics.CONNECTED.inc()

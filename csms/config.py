@@ -45,6 +45,9 @@ class SecuritySettings(_Section):
     )
     station_ca_key_file: Path | None = Field(None, description="its private key (PEM, unencrypted)")
     station_cert_days: int = Field(365, ge=1, le=3650, description="validity of the station certificates it signs")
+    station_cert_renew_days: int = Field(
+        30, ge=0, description="profile 3: renew a certificate presented with fewer days left than this (0: never)"
+    )
     auto_register: bool = False
     pbkdf2_iterations: int = Field(1_000, ge=1)
 

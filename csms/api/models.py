@@ -78,6 +78,15 @@ class EvseInfo(BaseModel):
     charging_needs: dict[str, Any] | None = None
 
 
+class ClientCertificate(BaseModel):
+    """Security profile 3: the TLS client certificate the station presented on this connection."""
+
+    subject: str | None = Field(None, description="subject commonName (= the station id)")
+    serial_number: str = Field(description="lower-case hex")
+    not_after: datetime
+    expires_in_days: float
+
+
 class LiveStatus(BaseModel):
     """What the running CSMS knows about the station right now (memory, no database)."""
 
@@ -88,6 +97,7 @@ class LiveStatus(BaseModel):
     boot: str
     ocpp_version: str | None = None
     evses: list[EvseInfo] = []
+    client_certificate: ClientCertificate | None = None
 
 
 class StationDetail(StationSummary):

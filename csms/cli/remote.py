@@ -311,6 +311,14 @@ def _print_summary(s: dict[str, Any]) -> None:
         f"  boot {styled(boot)} (policy {st.get('boot_policy') or '-'})  last boot {ts(st.get('last_boot_at'))}  "
         f"last seen {ts(st.get('last_seen_at'))}"
     )
+    cert = live.get("client_certificate")
+    if cert:
+        days = cert["expires_in_days"]
+        style = "red" if days < 0 else "yellow" if days < 30 else "green"
+        when = f"expired {-days:.0f} days ago" if days < 0 else f"expires in {days:.0f} days"
+        out.print(
+            f"  client certificate serial {escape(cert['serial_number'])}  [{style}]{when}[/] ({ts(cert['not_after'])})"
+        )
     out.print()
     evses = st.get("evses") or []
     if evses:

@@ -58,6 +58,9 @@ class StationState:
     last_seen: datetime | None = None
     evses: dict[int, EvseState] = field(default_factory=dict)
     capabilities: dict[str, Any] | None = None
+    client_certificate: dict[str, Any] | None = None
+    """Profile 3: the certificate presented on the current connection (subject, serialNumber,
+    notAfter as an aware datetime)."""
 
     def evse(self, evse_id: int) -> EvseState:
         state = self.evses.get(evse_id)

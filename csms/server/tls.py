@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import ssl
+from datetime import UTC, datetime
 from typing import Any
 
 from csms.config import ConfigError, SecuritySettings, tls_problems
@@ -68,3 +69,14 @@ def subject_common_name(cert: dict[str, Any] | None) -> str | None:
         return None
     names = [value for rdn in cert.get("subject", ()) for key, value in rdn if key == "commonName"]
     return names[0] if len(names) == 1 else None
+
+
+def certificate_facts(cert: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Subject commonName, serial (lower-case hex) and notAfter of a ``getpeercert()`` dict."""
+    if not cert or "notAfter" not in cert:
+        return None
+    return {
+        "subject": subject_common_name(cert),
+        "serialNumber": str(cert.get("serialNumber", "")).lower().lstrip("0") or "0",
+        "notAfter": datetime.fromtimestamp(ssl.cert_time_to_seconds(cert["notAfter"]), UTC),
+    }

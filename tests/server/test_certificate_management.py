@@ -5,7 +5,9 @@ refuses what real firmware refuses."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from csms.api.routes.stations import _client_certificate
 from csms.central import CentralSystem
 from csms.clock import Clock
 from csms.config import ConfigError, SecuritySettings, tls_problems
@@ -67,11 +70,7 @@ def _peer_serial(central: CentralSystem, station_id: str) -> int:
 async def test_profile3_station_renews_its_certificate_and_reconnects_with_it(
     central3: CentralSystem, ca: trustme.CA, tmp_path: Path
 ) -> None:
-    issued = ca.issue_cert(common_name="FE-1")
-    cert_file, key_file = tmp_path / "fe1.pem", tmp_path / "fe1.key"
-    for blob in issued.cert_chain_pems:
-        blob.write_to_path(str(cert_file), append=True)
-    issued.private_key_pem.write_to_path(str(key_file))
+    cert_file, key_file = _station_files(tmp_path, ca, "FE-1")
     await central3.register_station("FE-1")  # no password: the certificate authenticates
     cfg = StationConfig(
         id="FE-1",
@@ -105,6 +104,52 @@ async def test_profile3_station_renews_its_certificate_and_reconnects_with_it(
         await st.wait_online()
         await wait_for(lambda: "FE-1" in central3.sessions)
         assert _peer_serial(central3, "FE-1") == new.serial_number
+    finally:
+        await st.stop()
+
+
+def _station_files(tmp_path: Path, ca: trustme.CA, station_id: str, **issue: Any) -> tuple[Path, Path]:
+    issued = ca.issue_cert(common_name=station_id, **issue)
+    cert_file, key_file = tmp_path / f"{station_id}.pem", tmp_path / f"{station_id}.key"
+    for blob in issued.cert_chain_pems:
+        blob.write_to_path(str(cert_file), append=True)
+    issued.private_key_pem.write_to_path(str(key_file))
+    return cert_file, key_file
+
+
+async def test_a_certificate_close_to_expiry_is_renewed_automatically_after_boot(
+    central3: CentralSystem, ca: trustme.CA, tmp_path: Path
+) -> None:
+    soon = datetime.now(UTC) + timedelta(days=10)  # inside station_cert_renew_days (30)
+    cert_file, key_file = _station_files(tmp_path, ca, "FE-3", not_after=soon)
+    await central3.register_station("FE-3")
+    cfg = StationConfig(
+        id="FE-3",
+        ocpp=["2.1"],
+        security_profile=3,
+        ca_file=str(tmp_path / "ca.pem"),
+        client_cert_file=str(cert_file),
+        client_key_file=str(key_file),
+    )
+    st = Station(cfg, Clock(speed=300), f"ws://127.0.0.1:{central3.port}/ocpp")
+    await st.start()
+    try:
+        await st.wait_online()
+        presented = central3.state("FE-3").client_certificate
+        assert presented is not None and presented["subject"] == "FE-3"
+        assert abs((presented["notAfter"] - soon).total_seconds()) < 1
+        live = _client_certificate(central3.state("FE-3"), datetime.now(UTC))
+        assert live is not None and 9.9 < live.expires_in_days <= 10
+        events = await wait_for(lambda: _events(central3, "FE-3"))  # nobody asked: the CSMS did
+        assert events[0]["status"] == "Accepted"
+        new = st.certificates.certificate
+        assert new is not None and new.not_valid_after_utc > soon + timedelta(days=60)
+        boots = st.boots
+        st.reboot()  # boots again, presenting the new certificate
+        await wait_for(lambda: st.boots > boots and st.registration == "Accepted" and "FE-3" in central3.sessions)
+        assert _peer_serial(central3, "FE-3") == new.serial_number
+        await asyncio.sleep(0.5)
+        assert len(await _events(central3, "FE-3")) == 1  # far from expiry now: not renewed again
     finally:
         await st.stop()
 

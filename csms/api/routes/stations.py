@@ -16,6 +16,7 @@ from ..auth import require_read
 from ..context import ApiContext, get_ctx
 from ..errors import ApiError, error_responses
 from ..models import (
+    ClientCertificate,
     CompositeOut,
     CompositePeriodOut,
     ConnectorInfo,
@@ -138,10 +139,23 @@ def _evses(state: StationState | None, connectors: list[ConnectorStatusRow]) -> 
     return out
 
 
-def _live(station_id: str, state: StationState | None, evses: list[EvseInfo]) -> LiveStatus:
+def _client_certificate(state: StationState, now: datetime) -> ClientCertificate | None:
+    cert = state.client_certificate if state.connected else None
+    if cert is None:
+        return None
+    return ClientCertificate(
+        subject=cert["subject"],
+        serial_number=cert["serialNumber"],
+        not_after=cert["notAfter"],
+        expires_in_days=round((cert["notAfter"] - now).total_seconds() / 86400, 2),
+    )
+
+
+def _live(station_id: str, state: StationState | None, evses: list[EvseInfo], now: datetime) -> LiveStatus:
     if state is None:
         return LiveStatus(station_id=station_id, connected=False, boot="Unknown", evses=evses)
     return LiveStatus(
+        client_certificate=_client_certificate(state, now),
         station_id=station_id,
         connected=state.connected,
         connected_since=state.connected_since if state.connected else None,
@@ -184,7 +198,7 @@ async def get_station(ctx: Ctx, station_id: StationId) -> dict[str, Any]:
         **_summary(ctx, row),
         "capabilities": row.capabilities,
         "evses": evses,
-        "live": _live(station_id, state, evses),
+        "live": _live(station_id, state, evses, ctx.central.now()),
     }
 
 
@@ -198,7 +212,7 @@ async def station_status(ctx: Ctx, station_id: StationId) -> LiveStatus:
     state = ctx.central.states.get(station_id)
     if state is None or not ctx.central.known(station_id):
         await ctx.station_row(station_id)  # 404 unless registered by another process
-    return _live(station_id, state, _evses(state, []))
+    return _live(station_id, state, _evses(state, []), ctx.central.now())
 
 
 # ---------------------------------------------------------------------------- transactions
