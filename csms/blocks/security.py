@@ -5,7 +5,7 @@ station CA and sent back with CertificateSigned, outside the receive loop."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -53,7 +53,9 @@ async def _issue(s: StationSession, csr: x509.CertificateSigningRequest, cert_ty
     await asyncio.sleep(0)  # let the endpoint transmit the CALLRESULT first
     ca = s.central.signing_ca
     assert ca is not None
-    leaf = ca.sign(csr, s.central.now(), s.central.settings.security.station_cert_days)
+    # certificates live on the wall clock (TLS checks them against it), not on the CSMS's
+    # possibly accelerated simulation clock
+    leaf = ca.sign(csr, datetime.now(UTC), s.central.settings.security.station_cert_days)
     facts: dict[str, Any] = {"certificateType": cert_type, **describe(leaf)}
     try:
         reply = await s.central.call(
@@ -87,7 +89,7 @@ class CertificateRenewal:
         cert = self.central.state(station_id).client_certificate
         if not days or cert is None or self.central.signing_ca is None:
             return
-        left = cert["notAfter"] - self.central.now()
+        left = cert["notAfter"] - datetime.now(UTC)  # wall clock, as TLS
         if left < timedelta(days=days):
             self.central.background(self._renew(station_id, left))
 

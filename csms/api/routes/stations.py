@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -140,6 +140,7 @@ def _evses(state: StationState | None, connectors: list[ConnectorStatusRow]) -> 
 
 
 def _client_certificate(state: StationState, now: datetime) -> ClientCertificate | None:
+    """``now``: the wall clock, which TLS checks certificates against (not the CSMS's clock)."""
     cert = state.client_certificate if state.connected else None
     if cert is None:
         return None
@@ -198,7 +199,7 @@ async def get_station(ctx: Ctx, station_id: StationId) -> dict[str, Any]:
         **_summary(ctx, row),
         "capabilities": row.capabilities,
         "evses": evses,
-        "live": _live(station_id, state, evses, ctx.central.now()),
+        "live": _live(station_id, state, evses, datetime.now(UTC)),
     }
 
 
@@ -212,7 +213,7 @@ async def station_status(ctx: Ctx, station_id: StationId) -> LiveStatus:
     state = ctx.central.states.get(station_id)
     if state is None or not ctx.central.known(station_id):
         await ctx.station_row(station_id)  # 404 unless registered by another process
-    return _live(station_id, state, _evses(state, []), ctx.central.now())
+    return _live(station_id, state, _evses(state, []), datetime.now(UTC))
 
 
 # ---------------------------------------------------------------------------- transactions
