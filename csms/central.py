@@ -40,6 +40,7 @@ from csms.store.repository import Store
 log = structlog.get_logger("csms.central")
 
 CLOSE_REPLACED = 4000  # private-use close code: a newer connection took over this station id
+CLOSE_BINARY = 1003  # RFC 6455 "unsupported data": a binary frame where OCPP-J sends text
 
 
 class StationOffline(OcppError):
@@ -296,6 +297,9 @@ class CentralSystem:
         session.log.info("station connected", ocpp=version)
         try:
             async for message in ws:
+                if type(message) is not str:  # OCPP-J messages are text frames
+                    await self._refuse_binary(session, message)
+                    break
                 await session.endpoint.feed(message)
         except ConnectionClosed:
             pass
@@ -312,6 +316,14 @@ class CentralSystem:
                 self.emit("disconnected", station_id, {})
             session.log.info("station disconnected", code=ws.close_code, reason=ws.close_reason)
             closed.set()
+
+    async def _refuse_binary(self, session: StationSession, message: bytes) -> None:
+        """A binary WebSocket frame: RFC 6455 close 1003 (data it cannot accept), logged with the
+        frame in the frame log for diagnosis; nothing in it is processed."""
+        if session.endpoint.observer is not None:
+            session.endpoint.observer.frame("in", message.decode(errors="replace"))
+        session.log.warning("binary WebSocket frame: closing with 1003", size=len(message))
+        await session.ws.close(CLOSE_BINARY, "OCPP-J messages must be sent as text frames")
 
     def session(self, station_id: str) -> StationSession:
         sess = self.sessions.get(station_id)

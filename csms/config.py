@@ -33,6 +33,20 @@ class ServerSettings(_Section):
     max_message_size: int = Field(1 << 20, ge=1024)
     backlog: int = Field(4096, ge=1, description="listen backlog: a reconnect storm arrives all at once")
     validate_messages: bool = True
+    max_pipelined_calls: int = Field(
+        0,
+        ge=0,
+        le=100,
+        description="CALLs a station may send while its previous one is still being handled, queued and answered "
+        "in order; 0 (OCPP-J's one outstanding CALL) refuses them with RpcFrameworkError",
+    )
+    registry_poll_interval: float = Field(
+        0.5,
+        ge=0.05,
+        le=60,
+        description="seconds between reads of the station registry's change feed: how soon stations added, "
+        "changed, blocked or removed by another process (CLI, other nodes) take effect here",
+    )
 
 
 class SecuritySettings(_Section):

@@ -48,12 +48,14 @@ class TestStation:
 
     __test__ = False
 
-    def __init__(self, ws: ClientConnection, handlers: dict[str, Any] | None = None) -> None:
+    def __init__(self, ws: ClientConnection, handlers: dict[str, Any] | None = None, *, pipeline: int = 0) -> None:
         self.ws = ws
         version = {"ocpp2.1": "2.1", "ocpp2.0.1": "2.0.1"}[ws.subprotocol]  # type: ignore[index]
         self.version = version
         self.received: list[tuple[str, dict[str, Any]]] = []
-        self.endpoint = RpcEndpoint(version=version, send=ws.send, handlers=handlers or {}, identity="sim")
+        self.endpoint = RpcEndpoint(
+            version=version, send=ws.send, handlers=handlers or {}, identity="sim", pipeline=pipeline
+        )
         self._task = asyncio.create_task(self._pump())
 
     async def _pump(self) -> None:

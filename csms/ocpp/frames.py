@@ -61,14 +61,22 @@ Frame = Call | CallResult | CallErrorFrame | Send
 
 
 class FrameError(Exception):
-    """A frame that must be answered with a CALLERROR (or ignored when ``reply`` is False)."""
+    """A frame that must be answered with a CALLERROR (or ignored when ``reply`` is False).
 
-    def __init__(self, message_id: str, code: ErrorCode, description: str, *, reply: bool = True):
+    ``response`` is the message type of a CALLRESULT / CALLERROR / CALLRESULTERROR that could
+    not be read: such a frame is never answered with a CALLERROR (``reply`` is False); the RPC
+    layer fails the CALL it answers, if any, and on 2.1 answers a CALLRESULT with CALLRESULTERROR.
+    """
+
+    def __init__(
+        self, message_id: str, code: ErrorCode, description: str, *, reply: bool = True, response: int | None = None
+    ):
         super().__init__(f"{code}: {description}")
         self.message_id = message_id
         self.code = code
         self.description = description
-        self.reply = reply
+        self.reply = reply and response is None
+        self.response = response
 
 
 def _message_id(frame: list[Any]) -> str:
@@ -82,10 +90,14 @@ def parse_frame(text: str | bytes, *, version: str) -> Frame:
 
     Rules (OCPP-J 4.1-4.3):
     - not JSON, or JSON that is not an array: RpcFrameworkError with id "-1";
+    - a CALLRESULT / CALLERROR (and on 2.1 CALLRESULTERROR) is never answered with a CALLERROR,
+      whatever is wrong with it (``response`` set, ``reply=False``): answering one lets two
+      peers ping-pong errors for ever;
     - unreadable or over-long message id: RpcFrameworkError with id "-1";
     - unknown message type: MessageTypeNotSupported on 2.0.1; on 2.1 the frame is
       ignored (``reply=False``), as are types 5/6 are understood only on 2.1;
-    - wrong element count or element types: RpcFrameworkError with the message id.
+    - wrong element count or element types: RpcFrameworkError with the message id; a payload
+      that is not an object: FormatViolation.
     """
     try:
         frame = orjson.loads(text)
@@ -93,31 +105,48 @@ def parse_frame(text: str | bytes, *, version: str) -> Frame:
         raise FrameError(UNREADABLE_ID, ErrorCode.RPC_FRAMEWORK_ERROR, "message is not valid JSON") from None
     if not isinstance(frame, list) or not frame:
         raise FrameError(UNREADABLE_ID, ErrorCode.RPC_FRAMEWORK_ERROR, "message is not a JSON array")
-    mid = _message_id(frame)
-    if mid == UNREADABLE_ID:
-        raise FrameError(UNREADABLE_ID, ErrorCode.RPC_FRAMEWORK_ERROR, "message id unreadable or over 36 chars")
     mtype = frame[0]
     is21 = version == "2.1"
     known = (2, 3, 4, 5, 6) if is21 else (2, 3, 4)
     if not isinstance(mtype, int) or isinstance(mtype, bool) or mtype not in known:
+        mid = _message_id(frame)
         if is21:
             raise FrameError(mid, ErrorCode.MESSAGE_TYPE_NOT_SUPPORTED, f"unknown message type {mtype!r}", reply=False)
+        if mid == UNREADABLE_ID:
+            raise FrameError(UNREADABLE_ID, ErrorCode.RPC_FRAMEWORK_ERROR, "message id unreadable or over 36 chars")
         raise FrameError(mid, ErrorCode.MESSAGE_TYPE_NOT_SUPPORTED, f"message type {mtype!r} is not supported")
-
     if mtype in (MessageType.CALL, MessageType.SEND):
+        mid = _message_id(frame)
+        if mid == UNREADABLE_ID:
+            raise FrameError(UNREADABLE_ID, ErrorCode.RPC_FRAMEWORK_ERROR, "message id unreadable or over 36 chars")
         if len(frame) != 4 or not isinstance(frame[2], str) or not frame[2]:
             raise FrameError(mid, ErrorCode.RPC_FRAMEWORK_ERROR, "CALL needs [2, id, action, payload]")
         if not isinstance(frame[3], dict):
             raise FrameError(mid, ErrorCode.FORMAT_VIOLATION, "payload must be a JSON object")
         cls = Call if mtype == MessageType.CALL else Send
         return cls(mid, frame[2], frame[3])
+    return _parse_response(frame, mtype)
+
+
+def _parse_response(frame: list[Any], mtype: int) -> CallResult | CallErrorFrame:
+    """A CALLRESULT, CALLERROR or CALLRESULTERROR; what cannot be read raises a FrameError
+    with ``response`` set (never answered with a CALLERROR)."""
+    mid = frame[1] if len(frame) > 1 and isinstance(frame[1], str) and frame[1] else UNREADABLE_ID
+    if mid == UNREADABLE_ID or len(mid) > MAX_MESSAGE_ID_LEN:
+        raise FrameError(UNREADABLE_ID, ErrorCode.RPC_FRAMEWORK_ERROR, "message id unreadable", response=mtype)
     if mtype == MessageType.CALLRESULT:
-        if len(frame) != 3 or not isinstance(frame[2], dict):
-            raise FrameError(mid, ErrorCode.RPC_FRAMEWORK_ERROR, "CALLRESULT needs [3, id, payload]")
+        if len(frame) != 3:
+            raise FrameError(mid, ErrorCode.RPC_FRAMEWORK_ERROR, "CALLRESULT needs [3, id, payload]", response=mtype)
+        if not isinstance(frame[2], dict):
+            raise FrameError(mid, ErrorCode.FORMAT_VIOLATION, "payload must be a JSON object", response=mtype)
         return CallResult(mid, frame[2])
-    # CALLERROR / CALLRESULTERROR
     if len(frame) != 5 or not isinstance(frame[2], str) or not isinstance(frame[3], str):
-        raise FrameError(mid, ErrorCode.RPC_FRAMEWORK_ERROR, "CALLERROR needs [4, id, code, description, details]")
+        raise FrameError(
+            mid,
+            ErrorCode.RPC_FRAMEWORK_ERROR,
+            f"type {mtype} needs [{mtype}, id, code, description, details]",
+            response=mtype,
+        )
     details = frame[4] if isinstance(frame[4], dict) else {}
     return CallErrorFrame(mid, frame[2], frame[3], details, result_error=mtype == MessageType.CALLRESULTERROR)
 

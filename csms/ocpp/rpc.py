@@ -6,6 +6,16 @@ It owns what the ``ocpp`` package's ``ChargePoint`` gets wrong (see
 - inbound CALLs to ``async`` handlers run in their own task, so the receive loop is never
   blocked and a handler may await a call to the same peer; a plain (synchronous) handler
   cannot wait for anything, so it is answered inline, without the cost of a task;
+- inbound CALLs are handled one at a time, in order (OCPP-J: one outstanding CALL per
+  direction). A CALL that arrives while the peer's previous one is still being handled is
+  answered RpcFrameworkError without being processed, or, with ``pipeline`` > 0, waits behind
+  it (at most ``pipeline`` of them) and is answered in order. A repeat of the message id in
+  flight is answered once; an identical repeat of one of the last few answered CALLs (a
+  retransmission) gets the same answer again without being processed twice;
+- a CALLRESULT / CALLERROR / CALLRESULTERROR is never answered with a CALLERROR: one that
+  matches no outstanding CALL, or cannot be read, is logged and dropped; a malformed one for
+  our outstanding CALL fails that call at once (and on 2.1 a malformed CALLRESULT is answered
+  with CALLRESULTERROR);
 - at most one outbound CALL is outstanding; further calls queue in FIFO order, each with a
   response timeout, and a timeout never blocks the next call;
 - responses are matched by message id; a CALLERROR reply raises
@@ -22,6 +32,7 @@ received text message and gives it an async ``send`` callable.
 from __future__ import annotations
 
 import asyncio
+import collections
 import inspect
 import itertools
 import time
@@ -44,6 +55,7 @@ from .frames import (
     CallErrorFrame,
     CallResult,
     FrameError,
+    MessageType,
     Send,
     call_frame,
     error_frame,
@@ -86,13 +98,20 @@ class RpcObserver(Protocol):
 
 _ids = itertools.count(1)
 
+REPLAY_WINDOW = 8
+"""Answered CALLs remembered per connection, so that a retransmission is answered again
+rather than processed twice."""
+
 
 class RpcEndpoint:
     __slots__ = (
+        "_answered",
+        "_backlog",
         "_closed",
         "_lock",
         "_pending",
         "_seq",
+        "_serving",
         "_tasks",
         "call_timeout",
         "context",
@@ -101,6 +120,7 @@ class RpcEndpoint:
         "inbound_guard",
         "observer",
         "outbound_guard",
+        "pipeline",
         "queue_timeout",
         "send_text",
         "validate",
@@ -119,6 +139,7 @@ class RpcEndpoint:
         queue_timeout: float | None = None,
         validate: bool = True,
         observer: RpcObserver | None = None,
+        pipeline: int = 0,
     ) -> None:
         if version not in schemas.VERSIONS:
             raise ValueError(f"unsupported OCPP version {version!r}")
@@ -138,48 +159,127 @@ class RpcEndpoint:
         self._tasks: set[asyncio.Task[None]] = set()
         self._seq = next(_ids)
         self._closed: BaseException | None = None
+        self.pipeline = pipeline
+        self._serving: str | None = None  # message id of the peer's CALL being handled (async)
+        self._backlog: collections.deque[tuple[Call, int]] | None = None  # CALLs waiting behind it
+        self._answered: dict[str, tuple[int, str]] = {}  # id -> (hash of the CALL text, answer)
 
     # ------------------------------------------------------------------ inbound
     async def feed(self, text: str | bytes) -> None:
-        """Process one received message. Returns quickly: handlers run in tasks."""
+        """Process one received message. Returns quickly: async handlers run in tasks."""
         if self.observer is not None:
             self.observer.frame("in", text if isinstance(text, str) else text.decode(errors="replace"))
         try:
             frame = parse_frame(text, version=self.version)
         except FrameError as exc:
-            log.warning("bad frame", station=self.identity, code=str(exc.code), reason=exc.description)
-            if exc.reply:
-                await self._send_error(exc.message_id, exc.code, exc.description)
+            await self._unreadable(exc)
             return
         kind = type(frame)
         if kind is Call:
             call: Call = frame  # type: ignore[assignment]
-            try:
-                handler = self._admit(call)
-                # an async handler may wait (even for a call to this station): it runs in its own
-                # task; a plain one cannot, so it is answered right here
-                response = None if _is_async(handler) else handler(self.context, call.payload)
-            except CallError as exc:
-                text = self._error_text(call.message_id, exc.code, exc.description, exc.details)
-            except Exception:
-                text = self._crashed(call)
+            key = hash(text)
+            if self._serving is not None:
+                answer = self._pipelined(call, key)
             else:
-                if _is_async(handler) or _pending(response):
-                    task = asyncio.create_task(self._finish_call(call, handler, response))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
-                    return
-                text = self._answer(call, response)  # type: ignore[arg-type]
-            try:
-                await self._transmit(text)
-            except ConnectionLost:
-                pass  # the receive loop ends on its own
+                seen = self._answered.get(call.message_id)
+                if seen is not None and seen[0] == key:
+                    log.info("retransmitted CALL answered again", station=self.identity, message_id=call.message_id)
+                    answer = seen[1]
+                else:
+                    answer = self._start(call, key)
+            if answer is not None:
+                try:
+                    await self._transmit(answer)
+                except ConnectionLost:
+                    pass  # the receive loop ends on its own
         elif kind is CallResult or kind is CallErrorFrame:
             self._resolve(frame)  # type: ignore[arg-type]
         elif kind is Send:
             task = asyncio.create_task(self._run_send(frame))  # type: ignore[arg-type]
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    def _start(self, call: Call, key: int) -> str | None:
+        """Handle a CALL: the answer frame to send, or None when an async handler now runs in a
+        task (which sends the answer itself)."""
+        try:
+            handler = self._admit(call)
+            # an async handler may wait (even for a call to this station): it runs in its own
+            # task; a plain one cannot, so it is answered right here
+            response = None if _is_async(handler) else handler(self.context, call.payload)
+        except CallError as exc:
+            text = self._error_text(call.message_id, exc.code, exc.description, exc.details)
+        except Exception:
+            text = self._crashed(call)
+        else:
+            if _is_async(handler) or _pending(response):
+                self._serving = call.message_id
+                task = asyncio.create_task(self._finish_call(call, key, handler, response))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                return None
+            text = self._answer(call, response)  # type: ignore[arg-type]
+        self._remember(call.message_id, key, text)
+        return text
+
+    def _remember(self, message_id: str, key: int, text: str) -> None:
+        answered = self._answered
+        answered[message_id] = (key, text)
+        if len(answered) > REPLAY_WINDOW:
+            del answered[next(iter(answered))]
+
+    def _pipelined(self, call: Call, key: int) -> str | None:
+        """A CALL that arrived while the peer's previous CALL is still being handled."""
+        mid = call.message_id
+        backlog = self._backlog
+        if mid == self._serving or (backlog is not None and any(c.message_id == mid for c, _ in backlog)):
+            log.info("repeat of a CALL in flight: answered once", station=self.identity, message_id=mid)
+            return None
+        if self.pipeline > 0:
+            if backlog is None:
+                backlog = self._backlog = collections.deque()
+            if len(backlog) < self.pipeline:
+                backlog.append((call, key))
+                return None
+        log.warning(
+            "CALL sent while another is outstanding: refused",
+            station=self.identity,
+            message_id=mid,
+            action=call.action,
+            outstanding=self._serving,
+        )
+        return self._error_text(
+            mid,
+            ErrorCode.RPC_FRAMEWORK_ERROR,
+            f"CALL {self._serving!r} is still being processed; OCPP-J allows one outstanding CALL: "
+            "send the next when it is answered",
+        )
+
+    async def _unreadable(self, exc: FrameError) -> None:
+        """A frame that did not parse: the CALLERROR the spec names, or for a response frame
+        no CALLERROR ever (the CALL it answers, if we can tell, fails at once)."""
+        if exc.response is None:
+            log.warning("bad frame", station=self.identity, code=str(exc.code), reason=exc.description)
+            if exc.reply:
+                await self._send_error(exc.message_id, exc.code, exc.description)
+            return
+        pending = self._pending
+        if pending is None or pending[0] != exc.message_id or pending[2].done():
+            log.warning(
+                "unreadable response matches no outstanding call: dropped",
+                station=self.identity,
+                message_id=exc.message_id,
+                reason=exc.description,
+            )
+            return
+        _, action, fut = pending
+        log.warning("unreadable response to our call", station=self.identity, action=action, reason=exc.description)
+        fut.set_exception(InvalidPayload(action, exc.code, f"malformed response: {exc.description}"))
+        if self.version == "2.1" and exc.response == MessageType.CALLRESULT:
+            try:
+                await self._send_error(exc.message_id, exc.code, exc.description, result_error=True)
+            except ConnectionLost:
+                pass
 
     def _resolve(self, frame: CallResult | CallErrorFrame) -> None:
         pending = self._pending
@@ -243,19 +343,32 @@ class RpcEndpoint:
         log.exception("handler failed", station=self.identity, action=call.action)
         return self._error_text(call.message_id, ErrorCode.INTERNAL_ERROR, f"internal error handling {call.action}")
 
-    async def _finish_call(self, call: Call, handler: Handler, pending: Any = None) -> None:
-        """Await an async handler (``pending``: what a plain function handed back to await)."""
+    async def _finish_call(self, call: Call, key: int, handler: Handler, pending: Any = None) -> None:
+        """Await an async handler (``pending``: what a plain function handed back to await), send
+        its answer, then serve the CALLs that waited behind it."""
         try:
-            response = await (handler(self.context, call.payload) if pending is None else pending)
-        except CallError as exc:
-            text = self._error_text(call.message_id, exc.code, exc.description, exc.details)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            text = self._crashed(call)
-        else:
-            text = self._answer(call, response)
-        await self._transmit(text)
+            try:
+                response = await (handler(self.context, call.payload) if pending is None else pending)
+            except CallError as exc:
+                text = self._error_text(call.message_id, exc.code, exc.description, exc.details)
+            except Exception:
+                text = self._crashed(call)
+            else:
+                text = self._answer(call, response)
+            self._remember(call.message_id, key, text)
+            await self._transmit(text)
+            # the CALLs that waited behind it, in order; each holds the line while it is served
+            backlog = self._backlog
+            while backlog:
+                queued, queued_key = backlog.popleft()
+                self._serving = queued.message_id
+                text = self._start(queued, queued_key)
+                if text is None:
+                    return  # an async handler: its own task carries on from here
+                await self._transmit(text)
+        except ConnectionLost:
+            pass
+        self._serving = None
 
     async def _run_send(self, msg: Send) -> None:
         """2.1 SEND (type 6): dispatched like a CALL but never answered."""
@@ -316,7 +429,12 @@ class RpcEndpoint:
             mid = f"{self._seq:x}-{id(self) & 0xFFFFFF:x}"
             fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
             self._pending = (mid, action, fut)
-            await self._transmit(call_frame(mid, action, payload))
+            try:
+                await self._transmit(call_frame(mid, action, payload))
+            except ConnectionLost:
+                if fut.done():  # close() failed it while the send waited: nobody else will look
+                    fut.exception()
+                raise
             try:
                 async with asyncio.timeout(timeout):
                     response = await fut
@@ -325,6 +443,9 @@ class RpcEndpoint:
                 raise CallTimeout(action, timeout) from None
             except CallErrorReceived as exc:
                 outcome = exc.code
+                raise
+            except InvalidPayload:
+                outcome = "invalid"
                 raise
         except ConnectionLost:
             outcome = "closed"

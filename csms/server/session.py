@@ -75,6 +75,7 @@ class StationSession:
             queue_timeout=settings.queue_timeout,
             validate=settings.validate_messages,
             observer=central.observer_for(station_id),
+            pipeline=settings.max_pipelined_calls,
         )
         self.endpoint.inbound_guard = self._inbound_guard
         self.endpoint.outbound_guard = self._outbound_guard

@@ -28,8 +28,11 @@ from csms.ocpp.frames import (
         ('[9, "m1", "Heartbeat", {}]', "2.1", "m1", ErrorCode.MESSAGE_TYPE_NOT_SUPPORTED, False),
         ('[2, "m1", "Heartbeat"]', "2.0.1", "m1", ErrorCode.RPC_FRAMEWORK_ERROR, True),
         ('[2, "m1", "Heartbeat", []]', "2.0.1", "m1", ErrorCode.FORMAT_VIOLATION, True),
-        ('[3, "m1"]', "2.0.1", "m1", ErrorCode.RPC_FRAMEWORK_ERROR, True),
-        ('[4, "m1", "GenericError"]', "2.0.1", "m1", ErrorCode.RPC_FRAMEWORK_ERROR, True),
+        ('[3, "m1"]', "2.0.1", "m1", ErrorCode.RPC_FRAMEWORK_ERROR, False),  # responses are never answered
+        ('[4, "m1", "GenericError"]', "2.0.1", "m1", ErrorCode.RPC_FRAMEWORK_ERROR, False),
+        ('[3, "m1", []]', "2.1", "m1", ErrorCode.FORMAT_VIOLATION, False),
+        ('[5, "m1"]', "2.1", "m1", ErrorCode.RPC_FRAMEWORK_ERROR, False),
+        ("[3]", "2.0.1", "-1", ErrorCode.RPC_FRAMEWORK_ERROR, False),
     ],
 )
 def test_malformed_frames(raw: str, version: str, mid: str, code: ErrorCode, reply: bool) -> None:

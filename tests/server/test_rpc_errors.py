@@ -153,12 +153,13 @@ async def test_50_concurrent_calls_in_order_and_timeout_does_not_block(central: 
     in_flight = 0
     peak = 0
     silent = {"on": False}
+    release = asyncio.Event()
 
     async def get_variables(ctx, p):
         nonlocal in_flight, peak
         name = p["getVariableData"][0]["variable"]["name"]
         if silent["on"]:
-            await asyncio.sleep(3600)
+            await release.wait()  # far beyond the CSMS's timeout
         in_flight += 1
         peak = max(peak, in_flight)
         seen.append(name)
@@ -176,7 +177,8 @@ async def test_50_concurrent_calls_in_order_and_timeout_does_not_block(central: 
         }
 
     await central.register_station("CS-5", PASSWORD)
-    station = TestStation(await open_ws(central.port, "CS-5"), {"GetVariables": get_variables})
+    # the station queues a CALL that arrives while it still works on one the CSMS gave up on
+    station = TestStation(await open_ws(central.port, "CS-5"), {"GetVariables": get_variables}, pipeline=1)
     await station.boot()
 
     def req(i: int) -> dict:
@@ -192,6 +194,7 @@ async def test_50_concurrent_calls_in_order_and_timeout_does_not_block(central: 
     with pytest.raises(CallTimeout):
         await central.call("CS-5", "GetVariables", req(99), timeout=0.3)
     silent["on"] = False
+    release.set()  # the station's late answer to V99 is dropped; V100 is answered after it
     reply = await central.call("CS-5", "GetVariables", req(100), timeout=2)
     assert reply["getVariableResult"][0]["attributeValue"] == "V100"
     await station.close()
