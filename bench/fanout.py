@@ -84,8 +84,8 @@ def _pct(values: list[float], q: float) -> float:
 
 async def fanout(stations: int, concurrency: int, share_201: float) -> dict[str, Any]:
     from csms.clock import Clock
+    from csms.demo.site import make_settings, register
     from csms.dispatch.controller import ControllerOptions, DispatchController
-    from csms.dispatch.harness import make_settings, register
     from csms.service import Service
 
     epoch = datetime.now(UTC).replace(microsecond=0)

@@ -6,7 +6,7 @@ Prints one table:
   event, median of 3), for a feasible and an infeasible (capacity-limited) target;
 * 10,000 cars planned by the heuristic (and by ``method="auto"``);
 * regret on a Caltech-like scenario: real ACN-Data Caltech sessions
-  (``shared/data/acn-caltech``), cars plugged in during a 16:00-21:00 export
+  (``simulators/data/acn-caltech``), cars plugged in during a 16:00-21:00 export
   event, the online planner replanning every 5 minutes knowing only the cars
   present vs the perfect-foresight LP that knows every arrival and departure.
 
@@ -43,9 +43,10 @@ import numpy as np
 
 from csms.dispatch.fleet import CarState, EventTarget, FleetSnapshot
 from csms.dispatch.planner import Method, Plan, nae, perfect_foresight_plan, plan
+from simulators.sessions import ACN_DATA_DIR
 
 PACIFIC = ZoneInfo("America/Los_Angeles")
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "acn-caltech"
+DEFAULT_DATA = ACN_DATA_DIR
 STEP_S = 300.0
 L2_KW = 6.6
 

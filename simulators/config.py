@@ -269,7 +269,7 @@ class ReplayConfig(BaseModel):
 
     file: str = "2019-05-01_2019-08-31.csv.gz"
     """A path, or a file name looked up in the ACN data folder (``$CSMS_ACN_DATA``, default
-    ``shared/data/acn-caltech`` beside the repository)."""
+    ``simulators/data/acn-caltech``, shipped with the package)."""
     date: str = Field(description="local (America/Los_Angeles) date of the data mapped onto the epoch's date")
     target_soc: float = Field(80.0, ge=0, le=100)
     min_initial_soc: float = Field(10.0, ge=0, le=100)

@@ -1,7 +1,7 @@
 """Replay of real Caltech ACN sessions onto simulated EVSEs (deterministic, documented mapping).
 
-The ACN data (``shared/data/acn-caltech/*.csv.gz`` beside the repository) gives arrival, departure, requested and
-delivered energy per session, but no car or SoC. The rules, all deterministic:
+The ACN data (``simulators/data/acn-caltech/*.csv.gz``, shipped with the package) gives arrival, departure,
+requested and delivered energy per session, but no car or SoC. The rules, all deterministic:
 
 1. **Day mapping.** ``replay.date`` is a local (America/Los_Angeles) date of the data. Every
    session is shifted by whole local days so that this date falls on the local date of the clock
@@ -79,9 +79,10 @@ class ReplayResult:
     skipped: list[AcnSession]
 
 
-ACN_DATA_DIR = Path(
-    os.environ.get("CSMS_ACN_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data" / "acn-caltech")
-)
+#: The Caltech sessions shipped with the simulators (``simulators/data/acn-caltech``, CC BY 4.0,
+#: see the README there); ``$CSMS_ACN_DATA`` points elsewhere.
+BUNDLED_ACN_DATA = Path(__file__).resolve().parent / "data" / "acn-caltech"
+ACN_DATA_DIR = Path(os.environ.get("CSMS_ACN_DATA") or BUNDLED_ACN_DATA)
 
 
 def acn_path(name: str) -> Path:

@@ -296,7 +296,7 @@ def demo(
 ) -> None:
     """The grid-event demo: CSMS + simulated V2G fleet + an export event, with the delivery report."""
     try:
-        from csms.dispatch.demo import run_demo
+        from csms.demo.event import run_demo
     except ImportError as exc:
         typer.secho(f"the demo is not available in this installation: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None

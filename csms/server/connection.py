@@ -10,6 +10,9 @@
   certificate against ``security.tls_client_ca_file`` (no or untrusted certificate -> the TLS
   handshake fails). Its subject commonName must equal the station id, else 401. Unknown
   station -> 404 unless auto-registration is on.
+- The registry is looked up in the database when the id is not in the CSMS's cache, so a
+  station registered by another process is served at once. A station blocked by the operator
+  gets 403 (after its credentials checked out); a database that cannot answer, 503.
 """
 
 from __future__ import annotations
@@ -42,6 +45,18 @@ def station_id_from_path(path: str) -> str | None:
     return identity
 
 
+def station_id_problem(identity: str) -> str | None:
+    """Why ``identity`` cannot be registered as a station id (None when it can): what a station
+    can present in its URL, without control characters."""
+    if not 1 <= len(identity) <= MAX_ID_LEN:
+        return f"must be 1-{MAX_ID_LEN} characters (got {len(identity)})"
+    if ":" in identity or "/" in identity:
+        return "must not contain ':' or '/'"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in identity):
+        return "must not contain control characters"
+    return None
+
+
 def select_subprotocol(connection: ServerConnection, offered: Sequence[str]) -> str | None:
     """Pick by the station's order of preference; None completes the handshake without one."""
     for proto in offered:
@@ -72,6 +87,16 @@ def make_process_request(central: CentralSystem):
             return None
         if verdict == "unknown":
             return connection.respond(http.HTTPStatus.NOT_FOUND, f"unknown station {identity}\n")
+        if verdict == "blocked":
+            return connection.respond(
+                http.HTTPStatus.FORBIDDEN, f"station {identity} is blocked by the operator of this CSMS\n"
+            )
+        if verdict == "unavailable":
+            response = connection.respond(
+                http.HTTPStatus.SERVICE_UNAVAILABLE, "station registry unavailable; retry later\n"
+            )
+            response.headers["Retry-After"] = "10"
+            return response
         if client_certs:
             return connection.respond(
                 http.HTTPStatus.UNAUTHORIZED, "client certificate commonName does not match the station id\n"

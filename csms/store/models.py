@@ -11,6 +11,9 @@ Design notes:
 * High-volume tables (``meter_samples``, ``frame_log``) use a surrogate integer key and are
   indexed for the reads the CSMS does: per station by time, per transaction, newest first.
 * A fixed constraint naming convention keeps Alembic batch operations on SQLite deterministic.
+* ``station_changes`` is the registry's change feed: every registration, credential, boot policy,
+  block or removal of a station appends a row (same transaction as the change) with an increasing
+  ``rev``, so every running CSMS can follow the registry with ``WHERE rev > last``.
 """
 
 from __future__ import annotations
@@ -72,6 +75,24 @@ class Station(Base):
     connected_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     capabilities: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     meta: Mapped[dict[str, Any]] = mapped_column(JSONType, default=_empty_dict)
+    blocked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class StationChange(Base):
+    """One change to the station registry (``kind`` upsert or remove), for the running servers.
+
+    ``rev`` only ever grows: SQLite's ``AUTOINCREMENT`` never reuses a number even after the
+    newest rows are pruned, PostgreSQL's sequence never goes back. Rows say *which* station
+    changed; readers reload its current row (so applying a change twice, or late, is harmless).
+    """
+
+    __tablename__ = "station_changes"
+    __table_args__ = (Index(None, "changed_at"), {"sqlite_autoincrement": True})
+
+    rev: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    station_id: Mapped[str] = mapped_column(String(STATION_ID_LEN))
+    kind: Mapped[str] = mapped_column(String(8))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class ConnectorStatus(Base):

@@ -19,6 +19,11 @@ Design choices:
 * **Time.** All datetimes are timezone-aware UTC; naive datetimes passed in raise ``ValueError``.
   OCPP wire timestamps (strings) are parsed, and assumed UTC if they lack an offset.
 * **Schema** comes from the Alembic migrations, applied by :meth:`Store.open`.
+* **Registry change feed.** Every write that registers a station, changes its password, meta
+  (boot policy, ...) or blocked state, or deletes it, appends a ``station_changes`` row in the
+  same transaction; :meth:`station_changes` reads them by increasing ``rev``. On PostgreSQL those
+  transactions serialise on an advisory lock taken just before the row is inserted, so revisions
+  commit in order and a reader polling ``rev > last`` never skips one that commits late.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from typing import Any, Self
 
 import orjson
 import structlog
-from sqlalchemy import Select, bindparam, delete, event, exists, func, or_, select, update
+from sqlalchemy import Select, bindparam, delete, event, exists, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
@@ -57,6 +62,7 @@ from .models import (
     MeterSample,
     SecurityEvent,
     Station,
+    StationChange,
     StationEvent,
     Transaction,
     TransactionEvent,
@@ -72,6 +78,7 @@ from .rows import (
     IdTokenRow,
     MeterSampleRow,
     SecurityEventRow,
+    StationChangeRow,
     StationEventRow,
     StationRow,
     TransactionEventRow,
@@ -89,6 +96,12 @@ _TX_EVENT_TYPES = frozenset({"Started", "Updated", "Ended"})
 _API_SCOPES = frozenset({"read", "operator", "admin"})
 _FRAME_DIRECTIONS = frozenset({"in", "out"})
 _TX_ID_LEN = 64
+#: Station columns that make up its registration: writing any of them is a registry change.
+REGISTRY_FIELDS = frozenset({"password_hash", "meta", "blocked"})
+CHANGE_UPSERT, CHANGE_REMOVE = "upsert", "remove"
+#: ``pg_advisory_xact_lock`` key serialising registry changes ("csmr" in ASCII).
+PG_REGISTRY_LOCK = 0x63736D72
+_KEEP: Any = object()  # "leave this column as it is"
 
 
 def _json_dumps(obj: Any) -> str:
@@ -423,12 +436,112 @@ class Store:
         obj = (
             await s.scalars(select(Station).where(Station.id == station_id).execution_options(populate_existing=True))
         ).one()
+        if not REGISTRY_FIELDS.isdisjoint(values):
+            await self._record_changes(s, [(station_id, CHANGE_UPSERT)])
         return self._station_row(obj)
 
+    async def _record_changes(self, s: AsyncSession, changes: Sequence[tuple[str, str]]) -> None:
+        """Append registry change rows; must be the transaction's last statement (see the module
+        docstring: on PostgreSQL the advisory lock is then held only until the commit)."""
+        if not changes:
+            return
+        if self.dialect == "postgresql":
+            await s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_REGISTRY_LOCK})
+        now = utcnow()
+        conn = await s.connection()
+        await conn.execute(
+            StationChange.__table__.insert(),
+            [{"station_id": sid, "kind": kind, "changed_at": now} for sid, kind in changes],
+        )
+
     async def upsert_station(self, station_id: str, **fields: Any) -> StationRow:
-        """Create the station or update exactly the given columns (others keep their values)."""
+        """Create the station or update exactly the given columns (others keep their values).
+        Writing ``password_hash``, ``meta`` or ``blocked`` is recorded in the change feed."""
         async with self._write() as s:
             return await self._upsert_station(s, station_id, fields)
+
+    async def register_station(
+        self,
+        station_id: str,
+        *,
+        password_hash: str | None = _KEEP,
+        meta: Mapping[str, Any] | None = None,
+        blocked: bool | None = None,
+        at: datetime | None = None,
+    ) -> tuple[StationRow, bool]:
+        """Register a station or update its registration, in one transaction with its change-feed
+        row. ``meta`` keys are merged into the stored meta (other keys are kept); omitted
+        arguments leave the stored values alone (a new station: no password, not blocked).
+        Returns the row and whether it was created."""
+        _check_station_id(station_id)
+        async with self._write() as s:
+            stmt = select(Station.meta).where(Station.id == station_id)
+            if self.dialect == "postgresql":
+                stmt = stmt.with_for_update()
+            found = (await s.execute(stmt)).first()
+            fields: dict[str, Any] = {}
+            if password_hash is not _KEEP:
+                fields["password_hash"] = password_hash
+            if meta is not None or found is None:
+                fields["meta"] = {**((found[0] or {}) if found is not None else {}), **(meta or {})}
+            if blocked is not None:
+                fields["blocked"] = bool(blocked)
+            if found is None:
+                fields["registered_at"] = _at(at, "at")
+            row = await self._upsert_station(s, station_id, fields)
+        return row, found is None
+
+    async def set_station_blocked(self, station_id: str, blocked: bool) -> bool | None:
+        """Block or unblock a registered station (recorded in the change feed). Returns True when
+        that changed it, False when it already was, None when there is no such station."""
+        table = Station.__table__
+        async with self._write() as s:
+            result = await s.execute(
+                update(table).where(table.c.id == station_id, table.c.blocked != blocked).values(blocked=blocked)
+            )
+            if result.rowcount:  # type: ignore[attr-defined]
+                await self._record_changes(s, [(station_id, CHANGE_UPSERT)])
+                return True
+            found = (await s.execute(select(table.c.id).where(table.c.id == station_id))).first()
+        return False if found is not None else None
+
+    async def get_stations(self, station_ids: Iterable[str]) -> list[StationRow]:
+        """The stations among ``station_ids`` that exist (any order; unknown ids are left out)."""
+        ids = list(dict.fromkeys(station_ids))
+        out: list[StationRow] = []
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            out.extend(self._station_row(o) for o in await self._all(select(Station).where(Station.id.in_(chunk))))
+        return out
+
+    # ------------------------------------------------------------------ registry change feed
+    async def station_changes(self, after: int = 0, limit: int = 1000) -> tuple[list[StationChangeRow], int]:
+        """Registry changes with ``rev > after``, oldest first (at most ``limit``), and the newest
+        revision in the feed as far as this read saw it (0 when empty; lower than ``after`` when
+        the database went back in time, e.g. a restore). One indexed statement."""
+        table = StationChange.__table__
+        newest = select(func.max(table.c.rev)).scalar_subquery()
+        stmt = select(table).where(or_(table.c.rev > after, table.c.rev == newest)).order_by(table.c.rev).limit(limit)
+        async with self._read() as s:
+            rows = [StationChangeRow.model_validate(r._mapping) for r in (await s.execute(stmt)).all()]
+        head = rows[-1].rev if rows else 0
+        return [r for r in rows if r.rev > after], head
+
+    async def station_changes_head(self) -> int:
+        """The newest registry revision (0 before the first change)."""
+        table = StationChange.__table__
+        async with self._read() as s:
+            return int((await s.execute(select(func.max(table.c.rev)))).scalar() or 0)
+
+    async def prune_station_changes(self, before: datetime) -> int:
+        """Delete change rows older than ``before``, always keeping the newest one (readers compare
+        their position with it). Returns the number deleted."""
+        table = StationChange.__table__
+        newest = select(func.max(table.c.rev)).scalar_subquery()
+        stmt = delete(table).where(table.c.changed_at < ensure_utc(before, "before"), table.c.rev < newest)
+        async with self._write() as s:
+            result = await s.execute(stmt)
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
     async def set_connected(self, station_id: str, connected: bool, at: datetime | None = None) -> StationRow:
         """Mark the WebSocket up/down (creates the row if needed). ``connected_since`` is cleared on
@@ -478,6 +591,7 @@ class Store:
         if not groups:
             return
         table = Station.__table__
+        changed = [(sid, CHANGE_UPSERT) for sid, fields in batch if not REGISTRY_FIELDS.isdisjoint(fields)]
         async with self._write() as s:
             conn = await s.connection()
             for keys, rows in groups.items():
@@ -487,6 +601,7 @@ class Store:
                     .values(**{k: bindparam(f"b_{k}") for k in keys})
                 )
                 await conn.execute(stmt, rows)
+            await self._record_changes(s, changed)
 
     def touch(self, station_id: str, at: datetime | None = None) -> None:
         """Record that the station was heard from (Heartbeat). Synchronous and non-blocking:
@@ -522,16 +637,20 @@ class Store:
         async with self._write() as s:
             conn = await s.connection()
             await conn.execute(ins, rows)
+            await self._record_changes(s, [(r["id"], CHANGE_UPSERT) for r in rows])
         return len(rows)
 
     async def delete_station(self, station_id: str) -> bool:
-        """Delete the station with its connector statuses, device model and profiles. History
-        (transactions, meter samples, events, frames) is kept."""
+        """Delete the station with its connector statuses, device model and profiles (recorded in
+        the change feed). History (transactions, meter samples, events, frames) is kept."""
         async with self._write() as s:
             for model in (ConnectorStatus, DeviceVariable, ChargingProfile):
                 await s.execute(delete(model).where(model.station_id == station_id))
             result = await s.execute(delete(Station).where(Station.id == station_id))
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+            deleted = bool(result.rowcount)  # type: ignore[attr-defined]
+            if deleted:
+                await self._record_changes(s, [(station_id, CHANGE_REMOVE)])
+        return deleted
 
     # ------------------------------------------------------------------ connector status
     async def set_connector_status(

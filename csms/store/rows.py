@@ -35,6 +35,16 @@ class StationRow(_Row):
     connected_since: datetime | None = None
     capabilities: dict[str, Any] | None = None
     meta: dict[str, Any] = {}
+    blocked: bool = False
+
+
+class StationChangeRow(_Row):
+    """One entry of the registry change feed: ``kind`` is ``upsert`` or ``remove``."""
+
+    rev: int
+    station_id: str
+    kind: str
+    changed_at: datetime
 
 
 class ConnectorStatusRow(_Row):

@@ -9,7 +9,7 @@ simulated stations (OCPP 2.1 and 2.0.1) over real sockets on one accelerated clo
 * a revision changes the schedules; a cancellation stops discharge within one control interval;
 * a test event goes through the whole path and moves no power.
 
-Targets are chosen as a fraction of what the fleet can do (``csms.dispatch.harness`` documents the
+Targets are chosen as a fraction of what the fleet can do (``csms.demo.site`` documents the
 fleets); the feasible part is what the dispatch planner said it could achieve.
 """
 
@@ -25,8 +25,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
+from csms.demo.site import Site, caltech_fleet, evening_fleet, running_site, v2g_program_socs
 from csms.dispatch.controller import ControllerOptions
-from csms.dispatch.harness import Site, caltech_fleet, evening_fleet, running_site, v2g_program_socs
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 

@@ -35,7 +35,7 @@ from typing import Any
 import pytest
 
 from csms.config import MqttSettings
-from csms.dispatch.harness import Site, evening_fleet, running_site
+from csms.demo.site import Site, evening_fleet, running_site
 from csms.grid.mqtt import MqttBridge
 from csms.service import MqttIntake
 from tests.conftest import require_service, service_up

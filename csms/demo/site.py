@@ -1,6 +1,6 @@
 """A whole V2G site in one process: the CSMS (SQLite), a simulated fleet and the dispatch controller.
 
-Used by the demo (:mod:`csms.dispatch.demo`), the end-to-end tests and ``bench.fanout``. The CSMS
+Used by the demo (:mod:`csms.demo.event`), the end-to-end tests and ``bench.fanout``. The CSMS
 and the simulated stations share one accelerated :class:`~csms.clock.Clock` and talk over real
 WebSockets on 127.0.0.1. Stations are registered without a password (any Basic credentials
 for the right station id are accepted) and every car's id token is accepted

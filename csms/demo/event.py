@@ -4,7 +4,7 @@
 API on a free port) on an accelerated clock, a simulated fleet of Fermata-style bidirectional
 stations (about a third on OCPP 2.0.1 with the vendor V2X convention, the rest on 2.1) with a
 scripted workplace evening (cars leaving from 16:30, some staying overnight; see
-:func:`csms.dispatch.harness.evening_fleet`), then sends a DSGS-style Leap dispatch
+:func:`csms.demo.site.evening_fleet`), then sends a DSGS-style Leap dispatch
 notification ("export X kW from 16:00 to 21:00") to the CSMS's ``POST /grid/leap`` webhook
 with an operator API token. While the event runs it shows the simulated time, target,
 delivered and planned power, cars connected and commands in a live terminal view; at the end it
@@ -30,12 +30,12 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
+from csms.demo.site import evening_fleet, running_site
 from csms.dispatch.controller import ControllerOptions
-from csms.dispatch.harness import evening_fleet, running_site
 
 __all__ = ["DEFAULT_DAY", "run_demo", "run_demo_async"]
 
-log = structlog.get_logger("csms.dispatch.demo")
+log = structlog.get_logger("csms.demo.event")
 
 DEFAULT_DAY = date(2026, 8, 18)
 """A Tuesday in the DSGS season (May-October)."""
