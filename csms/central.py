@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -63,6 +63,21 @@ Listener = Callable[[str, str, dict[str, Any]], None]
 transaction, needs, profile."""
 
 
+class StationRouter(Protocol):
+    """Reaches stations whose WebSocket is held by another process (cluster mode,
+    :mod:`csms.cluster`). :meth:`CentralSystem.call` stays the one entry point: it serves a
+    local session itself and hands everything else to the router, which raises the same typed
+    errors as a local call (StationOffline, CallTimeout, CallErrorReceived, ...)."""
+
+    async def locate(self, station_id: str) -> str | None:
+        """The OCPP version of the station's connection on another node; None: not connected."""
+        ...
+
+    async def call(
+        self, station_id: str, action: str, payload: dict[str, Any], timeout: float | None
+    ) -> dict[str, Any]: ...
+
+
 class CentralSystem:
     def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
         self.settings = settings
@@ -78,6 +93,8 @@ class CentralSystem:
         self._registry_task: asyncio.Task[None] | None = None
         self._verified = credentials.VerifiedCache()
         self._listeners: list[Listener] = []
+        self._cluster_listeners: list[Listener] = []
+        self.router: StationRouter | None = None  # cluster mode: stations held by other nodes
         self._server: Server | None = None
         self._closed: dict[str, asyncio.Event] = {}
         self._bg: set[asyncio.Task[Any]] = set()
@@ -463,16 +480,49 @@ class CentralSystem:
     async def call(
         self, station_id: str, action: str, payload: dict[str, Any], *, timeout: float | None = None
     ) -> dict[str, Any]:
-        """Send one CALL to a station; raises StationOffline / UnknownStation / OCPP errors."""
+        """Send one CALL to a station, connected here or (cluster mode) to another node; raises
+        StationOffline / UnknownStation / OCPP errors."""
+        sess = self.sessions.get(station_id)
+        if sess is None and self.router is not None and station_id in self._passwords:
+            return await self.router.call(station_id, action, payload, timeout)
         return await self.session(station_id).call(action, payload, timeout=timeout)
 
+    async def locate(self, station_id: str) -> str | None:
+        """The OCPP version of the station's live connection, here or on another node; None: offline."""
+        sess = self.sessions.get(station_id)
+        if sess is not None:
+            return sess.version
+        if self.router is not None and station_id in self._passwords:
+            return await self.router.locate(station_id)
+        return None
+
+    async def release(self, station_id: str, reason: str) -> None:
+        """Close the station's local connection because another node holds it now (4000)."""
+        sess = self.sessions.get(station_id)
+        if sess is not None:
+            sess.log.info("closing the stale connection", reason=reason)
+            await sess.ws.close(CLOSE_REPLACED, reason)
+
     # ------------------------------------------------------------------ events
-    def subscribe(self, listener: Listener) -> Callable[[], None]:
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+    def subscribe(self, listener: Listener, *, cluster: bool = False) -> Callable[[], None]:
+        """Listen to station events of this process; ``cluster=True``: of every node (in cluster
+        mode the events of stations held elsewhere arrive over the broker, with ISO timestamps
+        turned back into datetimes)."""
+        table = self._cluster_listeners if cluster else self._listeners
+        table.append(listener)
+        return lambda: table.remove(listener) if listener in table else None
 
     def emit(self, kind: str, station_id: str, data: dict[str, Any]) -> None:
-        for listener in list(self._listeners):
+        self._notify(self._listeners, kind, station_id, data)
+        self._notify(self._cluster_listeners, kind, station_id, data)
+
+    def emit_remote(self, kind: str, station_id: str, data: dict[str, Any]) -> None:
+        """An event of a station held by another node: only cluster-wide listeners hear it."""
+        self._notify(self._cluster_listeners, kind, station_id, data)
+
+    @staticmethod
+    def _notify(listeners: list[Listener], kind: str, station_id: str, data: dict[str, Any]) -> None:
+        for listener in list(listeners):
             try:
                 listener(kind, station_id, data)
             except Exception:

@@ -133,6 +133,35 @@ class MqttSettings(_Section):
     status_topic: str = "csms/grid/status"
 
 
+class ClusterSettings(_Section):
+    """Several ``csms serve`` nodes on one PostgreSQL and one NATS (JetStream) server; off: one
+    process, as before. See "Scaling out" in the README."""
+
+    enabled: bool = False
+    node_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="this node's name, unique in the cluster; default: host name and process id",
+    )
+    nats_url: str = Field("nats://127.0.0.1:4222", description="NATS server(s), comma-separated")
+    prefix: str = Field(
+        "csms", pattern=r"^[A-Za-z0-9_-]{1,32}$", description="subject and bucket prefix: one per cluster"
+    )
+    lease_ttl_s: float = Field(
+        10.0,
+        ge=1,
+        le=300,
+        description="a node's lease: renewed every third of it; when it lapses (node dead or cut off) its "
+        "stations count as offline and the node closes its connections",
+    )
+    forward_margin_s: float = Field(
+        5.0, gt=0, description="extra wait for a command forwarded to another node, on top of the station's timeouts"
+    )
+    leader_poll_s: float = Field(
+        1.0, gt=0, le=60, description="how often a standby node tries to take the dispatch leadership"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CSMS_", env_nested_delimiter="__", extra="forbid")
 
@@ -147,6 +176,7 @@ class Settings(BaseSettings):
     v2x: V2XSettings = V2XSettings()
     dispatch: DispatchSettings = DispatchSettings()
     mqtt: MqttSettings = MqttSettings()
+    cluster: ClusterSettings = ClusterSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -228,6 +258,10 @@ def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
             else:
                 problems.append(f"{where}: {loc}: {err['msg']} (got {err.get('input')!r})")
         raise ConfigError("\n".join(problems)) from None
+    if settings.cluster.enabled and not settings.database_url.startswith("postgresql"):
+        raise ConfigError(
+            f"{where}: cluster.enabled needs a shared PostgreSQL database (storage.url = postgresql+asyncpg://...)"
+        )
     problems = tls_problems(settings.security)
     if problems:
         raise ConfigError("\n".join(f"{where}: {p}" for p in problems))

@@ -19,6 +19,12 @@ class Service:
         self.settings = settings
         self.central = CentralSystem(settings, clock=clock)
         self.parts: list[Any] = []
+        self.cluster: Any = None
+        if settings.cluster.enabled:  # first part: dispatch and the API rely on it
+            from csms.cluster.node import ClusterNode
+
+            self.cluster = ClusterNode(self.central, settings.cluster)
+            self.parts.append(self.cluster)
         # The HTTP API starts after every other part (so what it serves exists) and stops first.
         self.api: Any = None
         if settings.api.enabled:
@@ -75,10 +81,18 @@ class MqttIntake:
 
 def add_grid_parts(service: Service) -> Any:
     """Grid-event intake and dispatch for ``csms serve``: the dispatch controller (with its
-    event book, which the HTTP webhook and CLI use) and, when ``mqtt.enabled``, the MQTT bridge."""
-    from csms.dispatch.controller import DispatchController
+    event book, which the HTTP webhook and CLI use) and, when ``mqtt.enabled``, the MQTT bridge.
+    In cluster mode every node keeps the book and one elected node runs the controller
+    (:class:`~csms.cluster.leader.DispatchLeadership`, returned instead of the controller)."""
+    controller: Any
+    if service.cluster is not None:
+        from csms.cluster.leader import DispatchLeadership
 
-    controller = DispatchController(service.central)
+        controller = DispatchLeadership(service.central, service.cluster)
+    else:
+        from csms.dispatch.controller import DispatchController
+
+        controller = DispatchController(service.central)
     service.parts.append(controller)
     if service.settings.mqtt.enabled:
         service.parts.append(MqttIntake(service, controller))

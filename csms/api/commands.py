@@ -409,8 +409,8 @@ async def execute(
 ) -> CommandResult:
     """Send one OCPP CALL and map every failure onto the API's error codes."""
     central = ctx.central
-    session = central.sessions.get(station_id)
-    if session is None:
+    version = await central.locate(station_id)  # here or, in cluster mode, on another node
+    if version is None:
         if not central.known(station_id) and await ctx.store.get_station(station_id) is None:
             raise ctx.unknown_station(station_id)
         raise _offline(ctx, station_id)
@@ -419,13 +419,13 @@ async def execute(
     except orjson.JSONEncodeError as exc:
         raise ApiError(422, "invalid_payload", f"{action}: cannot encode the request: {exc}") from None
     try:
-        schemas.validate(session.version, action, "request", payload)
+        schemas.validate(version, action, "request", payload)
     except schemas.SchemaViolation as exc:
         raise ApiError(
             422,
             "invalid_payload",
-            f"{action} request breaks the OCPP {session.version} schema at '{exc.path}': {exc.message}",
-            {"field": exc.path, "ocpp_code": str(exc.code), "action": action, "ocpp_version": session.version},
+            f"{action} request breaks the OCPP {version} schema at '{exc.path}': {exc.message}",
+            {"field": exc.path, "ocpp_code": str(exc.code), "action": action, "ocpp_version": version},
         ) from None
     started = time.perf_counter()
     try:
@@ -472,7 +472,7 @@ async def execute(
     return CommandResult(
         station_id=station_id,
         action=action,
-        ocpp_version=session.version,
+        ocpp_version=version,
         request=payload,
         response=response,
         status=status,

@@ -205,7 +205,7 @@ class DispatchController:
         self.book.on_change = self._on_book_change
         central.extensions["dispatch"] = self
         central.extensions.setdefault("event_book", self.book)
-        self._unsubscribe = central.subscribe(self._on_central)
+        self._unsubscribe = central.subscribe(self._on_central, cluster=True)  # every node's stations
         self._running = True
         now = central.now()
         for ev in self.book.upcoming(now):
