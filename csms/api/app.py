@@ -59,6 +59,7 @@ TAGS = [
     {"name": "commands", "description": "OCPP commands sent to a station (operator scope)"},
     {"name": "id tokens", "description": "the authorization list"},
     {"name": "grid events", "description": "grid events and delivery reports"},
+    {"name": "cluster", "description": "cluster mode: nodes, dispatch leader, where a station is held"},
     {"name": "meta", "description": "health, metrics, token info"},
 ]
 
@@ -130,7 +131,7 @@ def _version() -> str:
 def create_app(service_or_central: Any) -> FastAPI:
     """The API app for a :class:`csms.service.Service` or a bare :class:`csms.central.CentralSystem`."""
     from . import commands
-    from .routes import grid, registry, stations, tokens
+    from .routes import cluster, grid, registry, stations, tokens
 
     version = _version()
     app = FastAPI(
@@ -153,6 +154,7 @@ def create_app(service_or_central: Any) -> FastAPI:
     app.include_router(commands.router)
     app.include_router(tokens.router)
     app.include_router(grid.router)
+    app.include_router(cluster.router)
     app.state.grid_webhook = _mount_grid(app)
 
     @app.get("/health", response_model=Health, tags=["meta"], summary="Liveness (no token needed)")
