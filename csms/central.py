@@ -487,6 +487,13 @@ class CentralSystem:
             return await self.router.call(station_id, action, payload, timeout)
         return await self.session(station_id).call(action, payload, timeout=timeout)
 
+    def reachable(self, station_id: str) -> bool:
+        """Connected here or (cluster mode) to another node, as far as this node has heard."""
+        if station_id in self.sessions:
+            return True
+        st = self.states.get(station_id)
+        return self.router is not None and st is not None and st.connected
+
     async def locate(self, station_id: str) -> str | None:
         """The OCPP version of the station's live connection, here or on another node; None: offline."""
         sess = self.sessions.get(station_id)

@@ -230,7 +230,8 @@ class ChargingControl:
     ) -> AppliedProfile:
         """Command ``periods`` of (offset s, W) on one EVSE; positive charges, negative discharges."""
         central = self.central
-        central.session(station_id)  # raises StationOffline / UnknownStation early
+        if not central.reachable(station_id):  # here or on another node (cluster mode)
+            central.session(station_id)  # raises StationOffline / UnknownStation early
         state = central.state(station_id)
         evse = state.evses.get(evse_id)
         tx = evse.transaction_id if evse is not None else None

@@ -4,8 +4,10 @@ the other nodes publish to its cluster-wide listeners (``central.subscribe(..., 
 dispatch, live views). Core NATS, not JetStream: these are live views; what must not be lost
 is already in PostgreSQL.
 
-It also keeps this node's picture of remote stations current (connected, boot, OCPP version),
-so that the API on any node answers "is it online" the same way.
+It also keeps this node's picture of remote stations current: after any event, the station's
+live state (:mod:`csms.cluster.state`: EVSEs, transactions, meter readings, charging needs) goes
+out on ``<prefix>.state``, coalesced every ``STATE_EVERY_S`` - so the API on any node answers
+"is it online" the same way, and the dispatch leader plans the whole fleet.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from nats.aio.client import Client as Nats
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from csms.cluster import state as station_state
 from csms.cluster import wire
 from csms.domain.station import BootState
 
@@ -28,6 +31,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger("csms.cluster.events")
 
 QUEUE_LIMIT = 100_000
+STATE_EVERY_S = 0.2
+STATES_PER_MESSAGE = 200
 
 
 class EventBus:
@@ -41,26 +46,34 @@ class EventBus:
         self.dropped = 0
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(QUEUE_LIMIT)
         self._where: dict[str, str] = {}  # remote station -> node of its latest "connected"
-        self._sub: Subscription | None = None
-        self._pump: asyncio.Task[None] | None = None
+        self._dirty: set[str] = set()  # local stations whose state changed since the last flush
+        self._subs: list[Subscription] = []
+        self._tasks: list[asyncio.Task[None]] = []
         self._unsubscribe: Any = None
 
     async def start(self) -> None:
-        self._sub = await self.nc.subscribe(f"{self.prefix}.ev.>", cb=self._on_message)
-        self._pump = asyncio.create_task(self._publish_loop(), name="cluster:events")
+        self._subs = [
+            await self.nc.subscribe(f"{self.prefix}.ev.>", cb=self._on_message),
+            await self.nc.subscribe(f"{self.prefix}.state", cb=self._on_states),
+        ]
+        self._tasks = [
+            asyncio.create_task(self._publish_loop(), name="cluster:events"),
+            asyncio.create_task(self._state_loop(), name="cluster:states"),
+        ]
         self._unsubscribe = self.central.subscribe(self._on_local)
 
     async def stop(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
-        if self._sub is not None:
-            await self._sub.unsubscribe()
-        if self._pump is not None:
-            self._pump.cancel()
+        for sub in self._subs:
+            await sub.unsubscribe()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._pump
+                await task
 
     def _on_local(self, kind: str, station_id: str, data: dict[str, Any]) -> None:
+        self._dirty.add(station_id)
         try:
             self._queue.put_nowait(wire.event(self.node_id, kind, station_id, data))
         except asyncio.QueueFull:
@@ -77,6 +90,53 @@ class EventBus:
                 self.published += 1
             except Exception as exc:  # the client buffers across reconnects; this is a closed client
                 log.warning("event not published", kind=kind, error=repr(exc))
+
+    async def _state_loop(self) -> None:
+        while True:
+            await asyncio.sleep(STATE_EVERY_S)
+            if not self._dirty:
+                continue
+            dirty, self._dirty = sorted(self._dirty), set()
+            states = self.central.states
+            for i in range(0, len(dirty), STATES_PER_MESSAGE):
+                chunk = {sid: station_state.encode(states[sid]) for sid in dirty[i : i + STATES_PER_MESSAGE]}
+                try:
+                    await self.nc.publish(f"{self.prefix}.state", wire.dumps({"node": self.node_id, "states": chunk}))
+                except Exception as exc:
+                    log.warning("station states not published", error=repr(exc))
+
+    async def _on_states(self, msg: Msg) -> None:
+        try:
+            body = wire.loads(msg.data)
+            node, states = body["node"], body["states"]
+        except Exception as exc:
+            log.error("unreadable station states", error=repr(exc))
+            return
+        if node == self.node_id:
+            return
+        central = self.central
+        for sid, data in states.items():
+            if sid in central.sessions:
+                continue
+            if data.get("connected"):
+                self._where[sid] = node
+            elif self._where.get(sid, node) != node:
+                continue  # late news from a node the station has left since
+            try:
+                station_state.apply(central.state(sid), data)
+            except Exception as exc:
+                log.error("station state not applied", station=sid, error=repr(exc))
+
+    def node_gone(self, node: str) -> None:
+        """``node`` lost its lease: its stations are offline until they reconnect somewhere."""
+        central = self.central
+        for sid in [s for s, n in self._where.items() if n == node]:
+            del self._where[sid]
+            if sid in central.sessions:
+                continue
+            st = central.state(sid)
+            st.connected = False
+            central.emit_remote("disconnected", sid, {"node": node, "reason": "node lease lapsed"})
 
     async def _on_message(self, msg: Msg) -> None:
         try:

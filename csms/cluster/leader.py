@@ -7,8 +7,9 @@ over the broker (``<prefix>.grid``; they reload the book from PostgreSQL). Each 
 holds it runs the :class:`~csms.dispatch.controller.DispatchController`. PostgreSQL releases the
 lock when the holder's session ends - its process killed, its machine gone (TCP keepalive) - so
 a standby takes over within one poll. The new controller starts from PostgreSQL: the running
-events from the book and, through ``central.charging``, the dispatch profiles each station
-holds (it re-sends only what differs).
+events from the book and the schedule last sent to each car (``dispatch_commands``, written by
+the leader every second through :class:`CommandLedger`), so it re-sends only what its plan
+changes - and what stations lost by reconnecting, as a single node would.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -23,6 +25,7 @@ import structlog
 from sqlalchemy.engine import make_url
 
 from csms.cluster import wire
+from csms.dispatch.executor import Command
 
 if TYPE_CHECKING:
     from csms.central import CentralSystem
@@ -41,6 +44,72 @@ def asyncpg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+LEDGER_FLUSH_S = 1.0
+
+
+def command_json(cmd: Command) -> dict[str, Any]:
+    return {
+        "car_id": cmd.car_id,
+        "station_id": cmd.station_id,
+        "evse_id": cmd.evse_id,
+        "start": cmd.start.isoformat(),
+        "periods": [list(p) for p in cmd.periods],
+        "duration_s": cmd.duration_s,
+    }
+
+
+def command_of(data: dict[str, Any]) -> Command:
+    return Command(
+        car_id=data["car_id"],
+        station_id=data["station_id"],
+        evse_id=int(data["evse_id"]),
+        start=datetime.fromisoformat(data["start"]),
+        periods=tuple((int(o), float(w)) for o, w in data["periods"]),
+        duration_s=int(data["duration_s"]),
+    )
+
+
+class CommandLedger(dict[str, Command]):
+    """The controller's ``commanded`` (car -> schedule sent), remembering which cars changed
+    since the last :meth:`flush` to PostgreSQL."""
+
+    def __init__(self, initial: dict[str, Command] | None = None) -> None:
+        super().__init__(initial or {})
+        self.dirty: set[str] = set()
+        self.cleared = False
+
+    def __setitem__(self, key: str, value: Command) -> None:
+        super().__setitem__(key, value)
+        self.dirty.add(key)
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self.dirty.add(key)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        self.dirty.add(key)
+        return super().pop(key, *default)
+
+    def clear(self) -> None:
+        super().clear()
+        self.dirty.clear()
+        self.cleared = True
+
+    async def flush(self, store: Any) -> None:
+        dirty, cleared = self.dirty, self.cleared
+        self.dirty, self.cleared = set(), False
+        try:
+            if cleared:
+                await store.delete_dispatch_commands(None)
+                dirty = set(self)
+            await store.put_dispatch_commands({cid: command_json(self[cid]) for cid in dirty if cid in self})
+            await store.delete_dispatch_commands([cid for cid in dirty if cid not in self])
+        except BaseException:
+            self.dirty |= dirty  # try again next time
+            self.cleared = self.cleared or cleared
+            raise
+
+
 class DispatchLeadership:
     def __init__(self, central: CentralSystem, node: ClusterNode) -> None:
         self.central = central
@@ -51,6 +120,8 @@ class DispatchLeadership:
         self.leader_since: float | None = None
         self.terms = 0
         self._conn: asyncpg.Connection | None = None
+        self._ledger: CommandLedger | None = None
+        self._flusher: asyncio.Task[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._sub: Any = None
 
@@ -147,17 +218,45 @@ class DispatchLeadership:
 
         loop = asyncio.get_running_loop()
         self.terms += 1
+        store = self.central.store
+        assert store is not None
         await self.book.load()  # what was submitted on other nodes up to now
+        sent = {cid: command_of(c) for cid, c in (await store.dispatch_commands()).items()}
         controller = DispatchController(self.central, self.book, publisher=self.publisher)
+        self._ledger = controller.commanded = CommandLedger(sent)  # type: ignore[assignment]
         await controller.start()
         self.controller = controller
         self.leader_since = loop.time()
-        log.info("dispatch leader: this node runs the controller", node=self.node.node_id, events=len(controller.runs))
+        self._flusher = asyncio.create_task(self._flush_loop(), name="cluster:ledger")
+        log.info(
+            "dispatch leader: this node runs the controller",
+            node=self.node.node_id,
+            events=len(controller.runs),
+            schedules_held=len(sent),
+        )
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(LEDGER_FLUSH_S)
+            if self._ledger is not None and self.central.store is not None:
+                try:
+                    await self._ledger.flush(self.central.store)
+                except Exception as exc:
+                    log.warning("dispatch commands not saved", error=repr(exc))
 
     async def _step_down(self, reason: str) -> None:
         controller, self.controller = self.controller, None
         self.leader_since = None
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None
         if controller is not None:
             log.warning("dispatch leader stepping down", node=self.node.node_id, reason=reason)
             with contextlib.suppress(Exception):
                 await controller.stop()
+        ledger, self._ledger = self._ledger, None
+        if ledger is not None and self.central.store is not None and reason == "stopping":
+            with contextlib.suppress(Exception):
+                await ledger.flush(self.central.store)

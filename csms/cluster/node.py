@@ -50,6 +50,7 @@ class ClusterNode:
         self._tasks: list[asyncio.Task[None]] = []
         self._unsubscribe: Any = None
         self._renewed = time.monotonic()
+        self._live: set[str] = set()
 
     async def start(self) -> None:
         s = self.settings
@@ -141,8 +142,9 @@ class ClusterNode:
         if node == self.node_id or sid not in self.central.sessions:
             return
         mine = self.registry.mine.get(sid)
-        if mine is not None and mine > rev:
-            return  # this node's claim is the newer one
+        if mine is None or mine > rev:
+            # this node's claim is the newer one, or not written yet (and will be newer when it is)
+            return
         self.registry.mine.pop(sid, None)
         self.central.background(self.central.release(sid, f"station reconnected to node {node}"))
 
@@ -171,3 +173,13 @@ class ClusterNode:
                 continue
             self._renewed = time.monotonic()
             lapsed = False
+            await self._watch_nodes()
+
+    async def _watch_nodes(self) -> None:
+        """Stations held by a node whose lease lapsed count as offline here."""
+        assert self.registry is not None and self.events is not None
+        live = set(await self.registry.live_nodes())
+        for node in self._live - live:
+            log.warning("node left the cluster (lease lapsed)", node=node)
+            self.events.node_gone(node)
+        self._live = live

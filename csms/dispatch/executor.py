@@ -358,7 +358,7 @@ class Executor:
         """Dry run of ``set_power_schedule``: same builder, same checks, nothing sent."""
         central = self.central
         charging = central.charging
-        if cmd.station_id not in central.sessions:
+        if not central.reachable(cmd.station_id):
             return CommandResult(cmd, "offline", "StationOffline", latency_s=time.perf_counter() - t0)
         evse = central.state(cmd.station_id).evses.get(cmd.evse_id)
         tx = evse.transaction_id if evse is not None else None

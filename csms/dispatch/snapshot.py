@@ -195,7 +195,7 @@ def build_snapshot(
     for sid, state in central.states.items():
         if wanted is not None and sid not in wanted:
             continue
-        if not state.connected or state.boot is not BootState.ACCEPTED or sid not in central.sessions:
+        if not state.connected or state.boot is not BootState.ACCEPTED or not central.reachable(sid):
             continue
         version = state.ocpp_version or "2.0.1"
         for evse_id, evse in state.evses.items():

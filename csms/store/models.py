@@ -266,6 +266,17 @@ class EventReport(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class DispatchCommand(Base):
+    """The power schedule the dispatch controller last sent to one car (cluster mode): a new
+    dispatch leader starts from these and re-sends only what its plan changes."""
+
+    __tablename__ = "dispatch_commands"
+
+    car_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    command: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class ApiToken(Base):
     __tablename__ = "api_tokens"
 

@@ -55,6 +55,7 @@ from .models import (
     ChargingProfile,
     ConnectorStatus,
     DeviceVariable,
+    DispatchCommand,
     EventReport,
     FrameLog,
     GridEvent,
@@ -1359,6 +1360,36 @@ class Store:
     async def get_event_report(self, event_id: str) -> EventReportRow | None:
         obj = await self._one(select(EventReport).where(EventReport.event_id == event_id))
         return None if obj is None else EventReportRow.model_validate(obj)
+
+    # ------------------------------------------------------------------ dispatch commands (cluster)
+    async def put_dispatch_commands(self, commands: Mapping[str, Mapping[str, Any]]) -> None:
+        """Upsert the schedules last sent per car (``car_id -> command``)."""
+        if not commands:
+            return
+        now = utcnow()
+        rows = [{"car_id": cid, "command": dict(cmd), "updated_at": now} for cid, cmd in commands.items()]
+        ins = self._insert(DispatchCommand).values(rows)
+        ins = ins.on_conflict_do_update(
+            index_elements=[DispatchCommand.car_id],
+            set_={"command": ins.excluded.command, "updated_at": ins.excluded.updated_at},
+        )
+        async with self._write() as s:
+            await s.execute(ins)
+
+    async def delete_dispatch_commands(self, car_ids: Sequence[str] | None = None) -> None:
+        """Forget the given cars' schedules (all of them when ``car_ids`` is None)."""
+        stmt = delete(DispatchCommand)
+        if car_ids is not None:
+            if not car_ids:
+                return
+            stmt = stmt.where(DispatchCommand.car_id.in_(list(car_ids)))
+        async with self._write() as s:
+            await s.execute(stmt)
+
+    async def dispatch_commands(self) -> dict[str, dict[str, Any]]:
+        async with self._read() as s:
+            rows = (await s.execute(select(DispatchCommand.car_id, DispatchCommand.command))).all()
+        return {r.car_id: dict(r.command) for r in rows}
 
     # ------------------------------------------------------------------ API tokens
     async def add_api_token(self, name: str, token_hash: str, scope: str) -> ApiTokenRow:
