@@ -483,7 +483,7 @@ class CentralSystem:
         """Send one CALL to a station, connected here or (cluster mode) to another node; raises
         StationOffline / UnknownStation / OCPP errors."""
         sess = self.sessions.get(station_id)
-        if sess is None and self.router is not None and station_id in self._passwords:
+        if sess is None and self.router is not None and await self._lookup(station_id):
             return await self.router.call(station_id, action, payload, timeout)
         return await self.session(station_id).call(action, payload, timeout=timeout)
 
@@ -499,7 +499,7 @@ class CentralSystem:
         sess = self.sessions.get(station_id)
         if sess is not None:
             return sess.version
-        if self.router is not None and station_id in self._passwords:
+        if self.router is not None and await self._lookup(station_id):  # registered on another node a moment ago
             return await self.router.locate(station_id)
         return None
 

@@ -119,6 +119,7 @@ class DispatchLeadership:
         self._publisher: Any = None
         self.leader_since: float | None = None
         self.terms = 0
+        self.schedules_loaded = 0
         self._conn: asyncpg.Connection | None = None
         self._ledger: CommandLedger | None = None
         self._flusher: asyncio.Task[None] | None = None
@@ -222,6 +223,7 @@ class DispatchLeadership:
         assert store is not None
         await self.book.load()  # what was submitted on other nodes up to now
         sent = {cid: command_of(c) for cid, c in (await store.dispatch_commands()).items()}
+        self.schedules_loaded = len(sent)
         controller = DispatchController(self.central, self.book, publisher=self.publisher)
         self._ledger = controller.commanded = CommandLedger(sent)  # type: ignore[assignment]
         await controller.start()

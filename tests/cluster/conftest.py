@@ -5,6 +5,7 @@ goes away, and the operator API of every node."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -30,7 +31,7 @@ from tests.support import PASSWORD, TestStation, open_ws
 pytestmark = pytest.mark.cluster
 
 CONTROL_INTERVAL_S = 2.0
-LEASE_TTL_S = 3.0
+LEASE_TTL_S = 6.0
 
 
 def free_port() -> int:
@@ -239,6 +240,13 @@ class Station:
 
 @pytest.fixture
 async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
+    async with new_cluster(tmp_path) as c:
+        yield c
+
+
+@contextlib.asynccontextmanager
+async def new_cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
+    """A fresh database and NATS prefix (dropped after); start the nodes with ``Cluster.start``."""
     require_service("PostgreSQL", "127.0.0.1", 5432)
     require_service("NATS", "127.0.0.1", 4222)
     base = PG_URL.replace("postgresql+asyncpg://", "postgresql://")

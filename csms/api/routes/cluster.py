@@ -27,6 +27,9 @@ class ClusterView(BaseModel):
     dispatch_leader: bool = Field(False, description="this node runs the dispatch controller")
     dispatch_terms: int = Field(0, description="times this node took the dispatch leadership")
     dispatch_events: list[str] = Field(default_factory=list, description="events the controller follows here")
+    dispatch_schedules_loaded: int = Field(
+        0, description="schedules already sent, loaded from PostgreSQL when this node took the leadership"
+    )
     stations_held: int = 0
     commands_forwarded: int = 0
     commands_served: int = 0
@@ -61,6 +64,7 @@ async def cluster_view(ctx: Ctx) -> ClusterView:
         dispatch_leader=bool(lead is not None and lead.is_leader),
         dispatch_terms=getattr(lead, "terms", 0),
         dispatch_events=sorted(controller.runs) if controller is not None else [],
+        dispatch_schedules_loaded=getattr(lead, "schedules_loaded", 0),
         stations_held=len(node.registry.mine),
         commands_forwarded=node.forwarder.forwarded,
         commands_served=node.forwarder.served,

@@ -1,0 +1,158 @@
+"""Dispatch across a cluster, and the loss of the node that runs it.
+
+Two ``csms serve`` nodes behind a TCP load balancer, Fermata-style simulated stations (their own
+energy registers are the ground truth) on one accelerated clock shared with the nodes, and an
+export event submitted to the node that does *not* run dispatch. The dispatch leader commands
+stations held by both nodes. Then it is killed (kill -9) mid-event: its stations reconnect
+through the balancer to the other node, which takes the leadership over within two control
+intervals, reloads the event and the schedules already sent from PostgreSQL, and carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from csms.clock import Clock
+from csms.demo.site import evening_fleet
+from csms.store.repository import Store
+from simulators import handlers as sim_handlers
+from tests.cluster.balancer import Balancer
+from tests.cluster.conftest import LEASE_TTL_S, Cluster, until
+
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(150)]
+
+SPEED = 30.0
+INTERVAL_S = 60.0  # simulated: 2 wall seconds
+STATIONS = 12
+
+
+@pytest.fixture
+def profiles_received(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, float]]:
+    """(station id, wall time) of every SetChargingProfile the simulated stations accept."""
+    seen: list[tuple[str, float]] = []
+    for version, table in sim_handlers.HANDLERS.items():
+        original = table["SetChargingProfile"]
+
+        async def counting(st: Any, p: dict[str, Any], _orig: Any = original) -> dict[str, Any]:
+            result = await _orig(st, p)
+            if result.get("status") == "Accepted":
+                seen.append((st.id, time.monotonic()))
+            return dict(result)
+
+        monkeypatch.setitem(sim_handlers.HANDLERS[version], "SetChargingProfile", counting)
+    return seen
+
+
+async def test_dispatch_survives_losing_its_leader(
+    cluster: Cluster, tmp_path: Path, profiles_received: list[tuple[str, float]]
+) -> None:
+    from simulators import Fleet
+
+    anchor = datetime.now(UTC)
+    epoch = datetime(2026, 8, 18, 23, 0, tzinfo=UTC)  # 16:00 in California
+    cluster.env.update(
+        {
+            "CSMS_CLOCK__SPEED": str(SPEED),
+            "CSMS_CLOCK__EPOCH": epoch.isoformat(),
+            "CSMS_CLOCK__ANCHOR": anchor.isoformat(),
+            "CSMS_DISPATCH__CONTROL_INTERVAL_S": str(INTERVAL_S),
+            "CSMS_V2X__ALLOW_UNKNOWN_TOKENS": "true",
+            "CSMS_STORAGE__FRAME_LOG_LIMIT": "0",
+            "CSMS_SERVER__CALL_TIMEOUT": "10",
+        }
+    )
+    config = evening_fleet(STATIONS, epoch=epoch, seed=3, share_201=0.3)
+    ids = [s.id for s in config.all_stations()]
+    store = await Store.open(cluster.db_url)
+    try:
+        await store.bulk_register_stations(ids, None)
+    finally:
+        await store.close()
+
+    a, b = await cluster.start("a", "b")
+    nodes = {"a": a, "b": b}
+    balancer = Balancer(lambda: [n.ocpp_port for n in nodes.values() if n.alive])
+    await balancer.start()
+    clock = Clock(epoch, SPEED, anchor)
+    fleet = Fleet(config, clock, url=f"ws://127.0.0.1:{balancer.port}")
+    try:
+        await fleet.start()
+        await fleet.wait_online(30)
+        views = {n: await cluster.view(n) for n in nodes}
+        leader = next(n for n, v in views.items() if v["dispatch_leader"])
+        standby = "b" if leader == "a" else "a"
+        held = {sid: await cluster.holder(standby, sid) for sid in ids}
+        assert set(held.values()) == {"a", "b"}, held  # the leader dispatches stations on both nodes
+
+        now = clock.now()
+        start, end = now + timedelta(minutes=3), now + timedelta(minutes=63)
+        event = {
+            "id": f"export-{cluster.prefix}",
+            "program": "DSGS-3",
+            "direction": "export",
+            "intervals": [{"start": start.isoformat(), "end": end.isoformat(), "target_kw": 40}],
+        }
+        async with cluster.api(standby) as http:  # grid events may arrive on any node
+            r = await http.post("/grid/events", json=event)
+            assert r.status_code == 201, r.text
+
+        async def dispatched_on_both() -> bool:
+            return {held[sid] for sid, _ in profiles_received} == {"a", "b"}
+
+        await until(dispatched_on_both, 40, "the leader commands stations on both nodes")
+        commanded = Counter(sid for sid, _ in profiles_received)
+        await asyncio.sleep(2 * INTERVAL_S / SPEED)  # the leader writes what it sent (every second)
+
+        exported_before = fleet.totals()["export_wh"]
+        nodes[leader].kill()
+        killed = time.monotonic()
+
+        async def standby_leads() -> bool:
+            return bool((await cluster.view(standby))["dispatch_leader"])
+
+        await until(standby_leads, 20, "the standby takes over")
+        took_over = time.monotonic() - killed
+        view = await cluster.view(standby)
+        print(
+            f"\ndispatch taken over in {took_over:.2f} s wall = {took_over * SPEED:.0f} s simulated "
+            f"(control interval {INTERVAL_S:.0f} s); schedules loaded: {view['dispatch_schedules_loaded']}"
+        )
+        assert took_over * SPEED <= 2 * INTERVAL_S
+        assert event["id"] in view["dispatch_events"]
+        assert view["dispatch_schedules_loaded"] >= len(commanded)  # what the old leader had sent
+
+        # the killed node's stations reconnect through the balancer and are served by the survivor
+        async def all_on_standby() -> bool:
+            return all([await cluster.holder(standby, sid) == standby for sid in ids])
+
+        await until(all_on_standby, 30, "every station served by the survivor", every=0.5)
+
+        moved = next(sid for sid, node in held.items() if node == leader)
+        async with cluster.api(standby) as http:  # a moved station answers commands at once
+            r = await http.post(
+                f"/api/v1/stations/{moved}/commands/TriggerMessage", json={"requested_message": "Heartbeat"}
+            )
+            assert r.status_code == 200 and r.json()["status"] == "Accepted", r.text
+
+        # the dead node's lease lapses: it drops out of the cluster
+        async def leader_gone() -> bool:
+            return leader not in (await cluster.view(standby))["nodes"]
+
+        await until(leader_gone, 3 * LEASE_TTL_S, "the killed node's lease lapses", every=0.3)
+
+        # dispatch goes on: the fleet keeps exporting
+        await asyncio.sleep(2 * INTERVAL_S / SPEED)
+        assert fleet.totals()["export_wh"] > exported_before
+        stayed = {sid for sid, node in held.items() if node == standby and sid in commanded}
+        resent = {sid for sid, at in profiles_received if at > killed and sid in stayed}
+        print(f"stations that stayed: {len(stayed)} commanded, {len(resent)} sent a new profile after the takeover")
+    finally:
+        await fleet.stop()
+        await balancer.stop()
