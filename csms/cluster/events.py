@@ -44,7 +44,7 @@ class EventBus:
         self.published = 0
         self.received = 0
         self.dropped = 0
-        self._queue: asyncio.Queue[bytes] = asyncio.Queue(QUEUE_LIMIT)
+        self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(QUEUE_LIMIT)
         self._where: dict[str, str] = {}  # remote station -> node of its latest "connected"
         self._dirty: set[str] = set()  # local stations whose state changed since the last flush
         self._subs: list[Subscription] = []
@@ -75,7 +75,7 @@ class EventBus:
     def _on_local(self, kind: str, station_id: str, data: dict[str, Any]) -> None:
         self._dirty.add(station_id)
         try:
-            self._queue.put_nowait(wire.event(self.node_id, kind, station_id, data))
+            self._queue.put_nowait((kind, wire.event(self.node_id, kind, station_id, data)))
         except asyncio.QueueFull:
             self.dropped += 1
             if self.dropped % 1000 == 1:
@@ -83,8 +83,7 @@ class EventBus:
 
     async def _publish_loop(self) -> None:
         while True:
-            data = await self._queue.get()
-            kind = wire.loads(data)["kind"]
+            kind, data = await self._queue.get()
             try:
                 await self.nc.publish(f"{self.prefix}.ev.{kind}", data)
                 self.published += 1
