@@ -17,9 +17,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from csms.clock import Clock
+from csms.cluster.leader import asyncpg_dsn
 from csms.demo.site import evening_fleet
 from csms.store.repository import Store
 from simulators import handlers as sim_handlers
@@ -31,6 +33,17 @@ pytestmark = [pytest.mark.cluster, pytest.mark.timeout(150)]
 SPEED = 30.0
 INTERVAL_S = 60.0  # simulated: 2 wall seconds
 STATIONS = 12
+
+
+async def stored_transaction_events(db_url: str) -> Counter[tuple[str, int]]:
+    conn = await asyncpg.connect(asyncpg_dsn(db_url))
+    try:
+        rows = await conn.fetch(
+            "select t.transaction_id, e.seq_no from transaction_events e join transactions t on t.id = e.transaction_pk"
+        )
+    finally:
+        await conn.close()
+    return Counter((r["transaction_id"], r["seq_no"]) for r in rows)
 
 
 @pytest.fixture
@@ -81,7 +94,7 @@ async def test_dispatch_survives_losing_its_leader(
     balancer = Balancer(lambda: [n.ocpp_port for n in nodes.values() if n.alive])
     await balancer.start()
     clock = Clock(epoch, SPEED, anchor)
-    fleet = Fleet(config, clock, url=f"ws://127.0.0.1:{balancer.port}")
+    fleet = Fleet(config, clock, url=f"ws://127.0.0.1:{balancer.port}", record=True)
     try:
         await fleet.start()
         await fleet.wait_online(30)
@@ -150,9 +163,31 @@ async def test_dispatch_survives_losing_its_leader(
         # dispatch goes on: the fleet keeps exporting
         await asyncio.sleep(2 * INTERVAL_S / SPEED)
         assert fleet.totals()["export_wh"] > exported_before
-        stayed = {sid for sid, node in held.items() if node == standby and sid in commanded}
+        before_kill = {sid for sid, at in profiles_received if at < killed}
+        stayed = {sid for sid, node in held.items() if node == standby and sid in before_kill}
         resent = {sid for sid, at in profiles_received if at > killed and sid in stayed}
         print(f"stations that stayed: {len(stayed)} commanded, {len(resent)} sent a new profile after the takeover")
+
+        # no TransactionEvent lost or stored twice across the kill: what the stations had
+        # acknowledged (their own log) is exactly what PostgreSQL holds, once per seqNo
+        # (the fleet goes on sending meanwhile: stored must lie between what was acknowledged
+        # before the read and what was acknowledged or still in flight after it)
+        def key(p: dict[str, Any]) -> tuple[str, int]:
+            return p["transactionInfo"]["transactionId"], p["seqNo"]
+
+        def acknowledged() -> Counter[tuple[str, int]]:
+            return Counter(key(p) for st in fleet for action, p in st.sent if action == "TransactionEvent")
+
+        async def consistent() -> bool:
+            before = acknowledged()
+            stored = await stored_transaction_events(cluster.db_url)
+            after = set(acknowledged()) | {key(p) for st in fleet for p in st.queued("TransactionEvent")}
+            return set(before) <= set(stored) <= after
+
+        await until(consistent, 10, "the stored TransactionEvents are exactly the acknowledged ones", every=0.2)
+        acked, stored = acknowledged(), await stored_transaction_events(cluster.db_url)
+        assert acked and max(acked.values()) == 1 and max(stored.values()) == 1
+        print(f"TransactionEvents: {len(acked)} acknowledged by the CSMS, {len(stored)} stored, none twice")
     finally:
         await fleet.stop()
         await balancer.stop()
