@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("csms.cluster")
 
+CLAIM_BATCH = 500
+
 
 def default_node_id() -> str:
     host = "".join(c if c.isalnum() or c in "-_" else "-" for c in socket.gethostname())[:40]
@@ -113,24 +115,32 @@ class ClusterNode:
             self._claims.put_nowait(("drop", station_id, None))
 
     async def _claim_loop(self) -> None:
-        """Claims and drops in the order the connections came and went."""
-        assert self.registry is not None and self.nc is not None
+        """Claims and drops as the connections come and go: what is queued is taken at once
+        (a reconnect storm), only the latest operation per station counts, and different
+        stations are written side by side."""
         while True:
-            op, station_id, version = await self._claims.get()
-            try:
-                if op == "claim":
-                    if station_id not in self.central.sessions:
-                        continue  # gone again already; its "drop" follows
-                    rev = await self.registry.claim(station_id, version or "2.0.1")
-                    await self.nc.publish(
-                        f"{self.prefix}.taken", wire.dumps({"station": station_id, "node": self.node_id, "rev": rev})
-                    )
-                elif station_id not in self.central.sessions:  # not reconnected here meanwhile
-                    await self.registry.drop(station_id)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("station claim not written", station=station_id, op=op, error=repr(exc))
+            batch = [await self._claims.get()]
+            while not self._claims.empty() and len(batch) < CLAIM_BATCH:
+                batch.append(self._claims.get_nowait())
+            latest = {station_id: (op, version) for op, station_id, version in batch}
+            await asyncio.gather(*(self._apply_claim(sid, op, v) for sid, (op, v) in latest.items()))
+
+    async def _apply_claim(self, station_id: str, op: str, version: str | None) -> None:
+        assert self.registry is not None and self.nc is not None
+        try:
+            if op == "claim":
+                if station_id not in self.central.sessions:
+                    return  # gone again already
+                rev = await self.registry.claim(station_id, version or "2.0.1")
+                await self.nc.publish(
+                    f"{self.prefix}.taken", wire.dumps({"station": station_id, "node": self.node_id, "rev": rev})
+                )
+            elif station_id not in self.central.sessions:  # not reconnected here meanwhile
+                await self.registry.drop(station_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("station claim not written", station=station_id, op=op, error=repr(exc))
 
     async def _on_taken(self, msg: Msg) -> None:
         assert self.registry is not None
