@@ -108,8 +108,8 @@ class Cluster:
             "CSMS_CLUSTER__LEASE_TTL_S": str(LEASE_TTL_S),
             "CSMS_CLUSTER__LEADER_POLL_S": "0.5",
             "CSMS_DISPATCH__CONTROL_INTERVAL_S": str(CONTROL_INTERVAL_S),
-            "CSMS_SERVER__PING_INTERVAL": "2",
-            "CSMS_SERVER__PING_TIMEOUT": "2",
+            "CSMS_SERVER__PING_INTERVAL": "10",
+            "CSMS_SERVER__PING_TIMEOUT": "10",
             "CSMS_SERVER__CALL_TIMEOUT": "3",
             "CSMS_MQTT__ENABLED": "false",
             "CSMS_LOG__LEVEL": "info",
@@ -186,6 +186,7 @@ class Station:
         self.boots: list[int] = []  # port of each Accepted boot
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
+        self._closing = False
 
     def start(self, first: int) -> None:
         self._task = asyncio.create_task(self._run(first))
@@ -204,7 +205,7 @@ class Station:
 
     async def _run(self, first: int) -> None:
         order = [first]
-        while True:
+        while not self._closing:
             for port in order:
                 try:
                     st = TestStation(await open_ws(port, self.station_id), self.handlers)
@@ -228,14 +229,15 @@ class Station:
             order = ports[(ports.index(self.port) + 1) :] + ports if self.port in ports else ports
 
     async def close(self) -> None:
+        self._closing = True
+        if self.current is not None:
+            await self.current.ws.close()
         if self._task is not None:
             self._task.cancel()
             try:
                 await self._task
             except (asyncio.CancelledError, Exception):
                 pass
-        if self.current is not None:
-            await self.current.ws.close()
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from tests.support import PASSWORD, TestStation, open_ws
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(120), pytest.mark.asyncio(loop_scope="module")]
 
-STATIONS = 90  # spread over three nodes
+STATIONS = 300  # spread over three nodes
 
 
 def answering(tag: str, *, silent: bool = False) -> dict[str, Any]:
