@@ -13,7 +13,11 @@ a database of its own is created and dropped) and NATS with JetStream on 127.0.0
    one at a time through the HTTP API of node B (local) and of node A (forwarded over NATS):
    p50/p99 as the API client sees them and as the CSMS measures the call.
 
-    python -m bench.cluster [--stations 60] [--seconds 8] [--commands 300]
+3. **Storm** (``--storm N``): N stations connected across 2 nodes (RSS per station on each),
+   then one node is killed (SIGKILL) and its stations all reconnect to the other at once: time
+   until every one is Accepted again, and failures.
+
+    python -m bench.cluster [--stations 60] [--seconds 8] [--commands 300] [--storm 0]
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ import asyncpg
 import httpx
 import orjson
 
-from bench.rpc_throughput import MIX, _station_open, free_port
+from bench.rpc_throughput import MIX, _station_open, free_port, rss_kib
 from bench.servers import BENCH_PASSWORD
 
 PG_URL = os.environ.get("CSMS_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -204,12 +208,51 @@ async def command_latency(nodes: list[Node], token: str, stations: int, commands
     return out
 
 
+async def storm(url: str, stations: int) -> dict[str, float]:
+    async with cluster(url, [None, None]) as nodes:
+        a, b = nodes
+        assert a.proc is not None and b.proc is not None
+        base = {n.name: rss_kib(n.proc.pid) for n in nodes}  # type: ignore[union-attr]
+        sockets: list[Any] = []
+        for start in range(0, stations, 500):
+            batch = await asyncio.gather(
+                *(_station_open(nodes[i % 2].ocpp_port, i) for i in range(start, min(stations, start + 500))),
+                return_exceptions=True,
+            )
+            sockets += [ws for ws in batch if not isinstance(ws, BaseException)]
+        await asyncio.sleep(2)
+        per_station = {
+            n.name: (rss_kib(n.proc.pid) - base[n.name]) / max(1, len(sockets) / 2)  # type: ignore[union-attr]
+            for n in nodes
+        }
+        moved = [i for i in range(stations) if i % 2 == 0]
+        a.proc.kill()
+        a.proc.wait()
+        started = time.perf_counter()
+        results = await asyncio.gather(*(_station_open(b.ocpp_port, i) for i in moved), return_exceptions=True)
+        elapsed = time.perf_counter() - started
+        ok = [r for r in results if not isinstance(r, BaseException)]
+        await asyncio.gather(*(ws.close() for ws in [*sockets, *ok]), return_exceptions=True)
+        return {
+            "connected": len(sockets),
+            "rss_kib_per_station": max(per_station.values()),
+            "moved": len(moved),
+            "accepted": len(ok),
+            "failed": len(results) - len(ok),
+            "seconds": elapsed,
+        }
+
+
 def pct(xs: list[float], q: float) -> float:
     s = sorted(xs)
     return s[min(len(s) - 1, int(q * len(s)))]
 
 
 async def main_async(args: argparse.Namespace) -> None:
+    if args.storm_only:
+        async with database(args.storm) as (url, _token):
+            print_storm(await storm(url, args.storm))
+        return
     async with database(args.stations) as (url, token):
         rows = {}
         for label, cpus in (("1 node, CPU 0", [0]), ("2 nodes, CPUs 0+1", [0, 1])):
@@ -218,6 +261,10 @@ async def main_async(args: argparse.Namespace) -> None:
             print(f"  {label}: {rows[label][0]:.0f} calls/s", file=sys.stderr, flush=True)
         async with cluster(url, [None, None]) as nodes:
             latency = await command_latency(nodes, token, min(args.stations, 20), args.commands)
+    stormed = None
+    if args.storm:
+        async with database(args.storm) as (url, _token):
+            stormed = await storm(url, args.storm)
 
     print(
         f"\nCluster throughput: {args.stations} stations, one call outstanding each, {args.seconds:g} s, "
@@ -235,6 +282,17 @@ async def main_async(args: argparse.Namespace) -> None:
         print(f"{key:<20} {statistics.median(xs):>8.2f} {pct(xs, 0.99):>8.2f}")
     added = pct(latency["forwarded client"], 0.99) - pct(latency["local client"], 0.99)
     print(f"forwarding adds {added:.1f} ms at p99 (target < 50 ms)")
+    if stormed is not None:
+        print_storm(stormed)
+
+
+def print_storm(stormed: dict[str, float]) -> None:
+    print(
+        f"\nStorm: {stormed['connected']:.0f} stations on 2 nodes, "
+        f"{stormed['rss_kib_per_station']:.1f} KiB RSS per station (target <= 50); one node killed: "
+        f"{stormed['accepted']:.0f}/{stormed['moved']:.0f} Accepted again on the other in "
+        f"{stormed['seconds']:.1f} s (target: 10,000 within 20 s), {stormed['failed']:.0f} failed"
+    )
 
 
 def main() -> None:
@@ -242,6 +300,8 @@ def main() -> None:
     parser.add_argument("--stations", type=int, default=60)
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--commands", type=int, default=300)
+    parser.add_argument("--storm", type=int, default=0, help="stations for the kill-one-node storm (0: skip)")
+    parser.add_argument("--storm-only", action="store_true", help="only the storm")
     asyncio.run(main_async(parser.parse_args()))
 
 
