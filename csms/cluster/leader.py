@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 
 from csms.cluster import wire
 from csms.dispatch.executor import Command
+from csms.domain.metering import latest_readings
 
 if TYPE_CHECKING:
     from csms.central import CentralSystem
@@ -45,6 +46,29 @@ def asyncpg_dsn(url: str) -> str:
 
 
 LEDGER_FLUSH_S = 1.0
+LEDGER_MEASURANDS = ("Energy.Active.Import.Register", "Energy.Active.Export.Register", "SoC")
+
+
+async def reload_meter_ledger(store: Any, ledger: Any, since: datetime) -> int:
+    """Feed ``ledger`` (the controller's :class:`~csms.dispatch.report.MeterLedger`) the energy
+    registers and SoCs stored since ``since``, so that a new leader's reports cover the event
+    from its start, not from the takeover. Returns the number of readings."""
+    rows = await store.meter_samples_since(since, LEDGER_MEASURANDS)
+    groups: dict[tuple[str, int, datetime], list[dict[str, Any]]] = {}
+    for r in rows:
+        sv: dict[str, Any] = {"value": r.value, "measurand": r.measurand}
+        if r.unit:
+            sv["unitOfMeasure"] = {"unit": r.unit}
+        if r.location:
+            sv["location"] = r.location
+        if r.phase:
+            sv["phase"] = r.phase
+        groups.setdefault((r.station_id, r.evse_id, r.timestamp), []).append(sv)
+    for (station_id, evse_id, at), values in groups.items():
+        ts, readings = latest_readings([{"timestamp": at.isoformat(), "sampledValue": values}])
+        if ts is not None:
+            ledger.add(station_id, evse_id, ts, readings)
+    return len(groups)
 
 
 def command_json(cmd: Command) -> dict[str, Any]:
@@ -120,6 +144,7 @@ class DispatchLeadership:
         self.leader_since: float | None = None
         self.terms = 0
         self.schedules_loaded = 0
+        self.readings_loaded = 0
         self._conn: asyncpg.Connection | None = None
         self._ledger: CommandLedger | None = None
         self._flusher: asyncio.Task[None] | None = None
@@ -226,6 +251,11 @@ class DispatchLeadership:
         self.schedules_loaded = len(sent)
         controller = DispatchController(self.central, self.book, publisher=self.publisher)
         self._ledger = controller.commanded = CommandLedger(sent)  # type: ignore[assignment]
+        now = self.central.now()
+        starts = [ev.start for ev in self.book.upcoming(now)]
+        if starts:  # the meter readings of the running events so far (reports without a gap)
+            since = min(starts) - timedelta(seconds=controller.options.lead_s)
+            self.readings_loaded = await reload_meter_ledger(store, controller.ledger, since)
         await controller.start()
         self.controller = controller
         self.leader_since = loop.time()
@@ -235,6 +265,7 @@ class DispatchLeadership:
             node=self.node.node_id,
             events=len(controller.runs),
             schedules_held=len(sent),
+            meter_readings_loaded=self.readings_loaded,
         )
 
     async def _flush_loop(self) -> None:

@@ -1386,6 +1386,19 @@ class Store:
         async with self._write() as s:
             await s.execute(stmt)
 
+    async def meter_samples_since(
+        self, since: datetime, measurands: Sequence[str], limit: int = 1_000_000
+    ) -> list[MeterSampleRow]:
+        """Every station's samples of ``measurands`` from ``since``, oldest first (a new dispatch
+        leader rebuilds its meter ledger from them)."""
+        stmt = (
+            select(MeterSample)
+            .where(MeterSample.timestamp >= ensure_utc(since, "since"), MeterSample.measurand.in_(list(measurands)))
+            .order_by(MeterSample.timestamp, MeterSample.id)
+            .limit(limit)
+        )
+        return [MeterSampleRow.model_validate(o) for o in await self._all(stmt)]
+
     async def dispatch_commands(self) -> dict[str, dict[str, Any]]:
         async with self._read() as s:
             rows = (await s.execute(select(DispatchCommand.car_id, DispatchCommand.command))).all()

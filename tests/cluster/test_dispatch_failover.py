@@ -11,6 +11,7 @@ intervals, reloads the event and the schedules already sent from PostgreSQL, and
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,7 @@ import pytest
 from csms.clock import Clock
 from csms.cluster.leader import asyncpg_dsn
 from csms.demo.site import evening_fleet
+from csms.dispatch.report import COMPLETE_AFTER_S
 from csms.store.repository import Store
 from simulators import handlers as sim_handlers
 from tests.cluster.balancer import Balancer
@@ -105,7 +107,7 @@ async def test_dispatch_survives_losing_its_leader(
         assert set(held.values()) == {"a", "b"}, held  # the leader dispatches stations on both nodes
 
         now = clock.now()
-        start, end = now + timedelta(minutes=3), now + timedelta(minutes=63)
+        start, end = now + timedelta(minutes=1), now + timedelta(minutes=61)
         event = {
             "id": f"export-{cluster.prefix}",
             "program": "DSGS-3",
@@ -121,11 +123,13 @@ async def test_dispatch_survives_losing_its_leader(
 
         await until(dispatched_on_both, 40, "the leader commands stations on both nodes")
         commanded = Counter(sid for sid, _ in profiles_received)
-        await asyncio.sleep(2 * INTERVAL_S / SPEED)  # the leader writes what it sent (every second)
+        # kill it once the event's first 5-minute interval is complete (and what it sent is saved)
+        first_complete = start + timedelta(minutes=5, seconds=COMPLETE_AFTER_S)
+        await asyncio.sleep(max(2 * INTERVAL_S, (first_complete - clock.now()).total_seconds()) / SPEED)
 
         exported_before = fleet.totals()["export_wh"]
         nodes[leader].kill()
-        killed = time.monotonic()
+        killed, killed_at = time.monotonic(), clock.now()
 
         async def standby_leads() -> bool:
             return bool((await cluster.view(standby))["dispatch_leader"])
@@ -188,6 +192,22 @@ async def test_dispatch_survives_losing_its_leader(
         acked, stored = acknowledged(), await stored_transaction_events(cluster.db_url)
         assert acked and max(acked.values()) == 1 and max(stored.values()) == 1
         print(f"TransactionEvents: {len(acked)} acknowledged by the CSMS, {len(stored)} stored, none twice")
+
+        # the new leader's report covers the event from its start, not from the takeover: it
+        # reloaded the meter readings from PostgreSQL (stopping it stores its live report)
+        await asyncio.to_thread(nodes[standby].stop)
+        store = await Store.open(cluster.db_url)
+        try:
+            row = await store.get_event_report(event["id"])
+        finally:
+            await store.close()
+        assert row is not None
+        intervals = row.report["intervals"]
+        before = [iv for iv in intervals if datetime.fromisoformat(iv["end"]) <= killed_at]
+        assert before, intervals
+        assert all(a["end"] == b["start"] for a, b in itertools.pairwise(intervals))  # no gap
+        print("5-minute intervals before the kill, delivered kW:", [iv["delivered_kw"] for iv in before])
+        assert all(iv["delivered_kw"] > 0.5 * iv["target_kw"] for iv in before), before
     finally:
         await fleet.stop()
         await balancer.stop()
