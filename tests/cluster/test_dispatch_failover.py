@@ -194,7 +194,12 @@ async def test_dispatch_survives_losing_its_leader(
         print(f"TransactionEvents: {len(acked)} acknowledged by the CSMS, {len(stored)} stored, none twice")
 
         # the new leader's report covers the event from its start, not from the takeover: it
-        # reloaded the meter readings from PostgreSQL (stopping it stores its live report)
+        # reloaded the meter readings from PostgreSQL (stopping it stores its live report). Wait
+        # until the 5-minute interval in which the leader died is complete, too.
+        step = timedelta(minutes=5)
+        kill_interval_end = start + step * -(-(killed_at - start) // step)
+        wait_s = (kill_interval_end + timedelta(seconds=COMPLETE_AFTER_S + 10) - clock.now()).total_seconds()
+        await asyncio.sleep(max(0.0, wait_s) / SPEED)
         await asyncio.to_thread(nodes[standby].stop)
         store = await Store.open(cluster.db_url)
         try:
@@ -208,6 +213,14 @@ async def test_dispatch_survives_losing_its_leader(
         assert all(a["end"] == b["start"] for a, b in itertools.pairwise(intervals))  # no gap
         print("5-minute intervals before the kill, delivered kW:", [iv["delivered_kw"] for iv in before])
         assert all(iv["delivered_kw"] > 0.5 * iv["target_kw"] for iv in before), before
+        done = [iv for iv in intervals if iv["complete"]]
+        ratio = sum(iv["delivered_kw"] for iv in done) / sum(iv["feasible_kw"] for iv in done)
+        print(
+            "complete intervals (delivered / feasible kW):",
+            [f"{iv['delivered_kw']:.1f}/{iv['feasible_kw']:.1f}" for iv in done],
+            f"-> {ratio:.1%} of the feasible target",
+        )
+        assert len(done) >= 2 and ratio >= 0.95
     finally:
         await fleet.stop()
         await balancer.stop()
