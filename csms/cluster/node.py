@@ -158,6 +158,11 @@ class ClusterNode:
         self.registry.mine.pop(sid, None)
         self.central.background(self.central.release(sid, f"station reconnected to node {node}"))
 
+    @property
+    def live_nodes(self) -> set[str]:
+        """The nodes holding a lease at the last check (every third of the lease)."""
+        return set(self._live)
+
     # ------------------------------------------------------------------ lease
     async def _lease_loop(self) -> None:
         """Renew the lease every third of it. Unable to for a whole lease, this node is presumed
@@ -188,7 +193,13 @@ class ClusterNode:
     async def _watch_nodes(self) -> None:
         """Stations held by a node whose lease lapsed count as offline here."""
         assert self.registry is not None and self.events is not None
-        live = set(await self.registry.live_nodes())
+        try:
+            live = set(await self.registry.live_nodes())
+        except Exception as exc:  # the bucket could not be read: decide nothing this time
+            log.warning("live nodes not read", error=repr(exc))
+            return
+        if self.node_id not in live:  # even this node's fresh lease is missing: not a view to act on
+            return
         for node in self._live - live:
             log.warning("node left the cluster (lease lapsed)", node=node)
             self.events.node_gone(node)

@@ -21,7 +21,7 @@ from typing import Any
 
 import structlog
 from nats.js.client import JetStreamContext
-from nats.js.errors import APIError, BadRequestError, KeyNotFoundError
+from nats.js.errors import APIError, BadRequestError, KeyNotFoundError, NoKeysError
 from nats.js.kv import KeyValue
 
 from csms.cluster import wire
@@ -87,10 +87,11 @@ class Registry:
         self._alive.pop(node, None)
 
     async def live_nodes(self) -> list[str]:
+        """Nodes holding a lease; raises when the bucket cannot be read (never guess "none")."""
         assert self.nodes is not None
         try:
             return sorted(await self.nodes.keys())
-        except Exception:  # NoKeysError: no live node (not even this one, its lease lapsed)
+        except NoKeysError:  # no live node (not even this one: its lease lapsed)
             return []
 
     # ------------------------------------------------------------------ claims

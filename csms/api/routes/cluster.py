@@ -57,10 +57,14 @@ async def cluster_view(ctx: Ctx) -> ClusterView:
         return ClusterView(enabled=False)
     lead = _leadership(ctx)
     controller = getattr(lead, "controller", None)
+    try:
+        nodes = await node.registry.live_nodes()
+    except Exception:  # the broker is slow to answer: the node's last reading
+        nodes = sorted(node.live_nodes)
     return ClusterView(
         enabled=True,
         node=node.node_id,
-        nodes=await node.registry.live_nodes(),
+        nodes=nodes,
         dispatch_leader=bool(lead is not None and lead.is_leader),
         dispatch_terms=getattr(lead, "terms", 0),
         dispatch_events=sorted(controller.runs) if controller is not None else [],
