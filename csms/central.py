@@ -136,6 +136,7 @@ class CentralSystem:
             ssl=ssl_ctx,
             server_header="csms",
             backlog=s.server.backlog,
+            reuse_port=s.server.reuse_port or None,
         )
         sock = next(iter(self._server.sockets))
         self.port = sock.getsockname()[1]

@@ -32,6 +32,9 @@ class ServerSettings(_Section):
     compression: bool = True
     max_message_size: int = Field(1 << 20, ge=1024)
     backlog: int = Field(4096, ge=1, description="listen backlog: a reconnect storm arrives all at once")
+    reuse_port: bool = Field(
+        False, description="SO_REUSEPORT: several processes (cluster nodes on one machine) share the OCPP port"
+    )
     validate_messages: bool = True
     max_pipelined_calls: int = Field(
         0,

@@ -52,9 +52,9 @@ async def until(check: Callable[[], Awaitable[Any]], timeout: float, what: str, 
 class Node:
     """One ``csms serve`` process."""
 
-    def __init__(self, name: str, env: dict[str, str], data_dir: Path) -> None:
+    def __init__(self, name: str, env: dict[str, str], data_dir: Path, ocpp_port: int | None = None) -> None:
         self.name = name
-        self.ocpp_port, self.api_port = free_port(), free_port()
+        self.ocpp_port, self.api_port = ocpp_port or free_port(), free_port()
         self.env = {**env, "CSMS_CLUSTER__NODE_ID": name}
         self.data_dir = data_dir / name
         self.log_path = data_dir / f"{name}.log"
@@ -116,10 +116,11 @@ class Cluster:
         }
         self.nodes: dict[str, Node] = {}
 
-    async def start(self, *names: str) -> list[Node]:
+    async def start(self, *names: str, ocpp_port: int | None = None) -> list[Node]:
+        """Start nodes (all on ``ocpp_port`` when given: set ``CSMS_SERVER__REUSE_PORT`` first)."""
         started = []
         for name in names:
-            node = self.nodes[name] = Node(name, self.env, self.tmp_path)
+            node = self.nodes[name] = Node(name, self.env, self.tmp_path, ocpp_port)
             node.start()
             started.append(node)
         for node in started:
