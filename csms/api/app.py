@@ -152,6 +152,11 @@ def create_app(service_or_central: Any) -> FastAPI:
     app.include_router(tokens.router)
     app.include_router(grid.router)
     app.state.grid_webhook = _mount_grid(app)
+    from csms.grid.openadr3.callback import router as openadr3_callback
+    from csms.grid.routes import router as flexibility_router
+
+    app.include_router(openadr3_callback)  # authenticated by the subscription's bearer token
+    app.include_router(flexibility_router)
 
     @app.get("/health", response_model=Health, tags=["meta"], summary="Liveness (no token needed)")
     async def health() -> Health:
