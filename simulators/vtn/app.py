@@ -49,6 +49,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
+from urllib.parse import parse_qs
 
 import httpx
 import structlog
@@ -201,7 +202,8 @@ def create_app(state: VtnState | None = None, *, clock: Callable[[], str] = _now
     # ------------------------------------------------------------------ auth
     @app.post("/auth/token")
     async def token(request: Request) -> JSONResponse:
-        form = await request.form()
+        # application/x-www-form-urlencoded (RFC 6749 4.4.2), parsed here: no multipart library needed
+        form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
         grant, cid, secret = form.get("grant_type"), form.get("client_id"), form.get("client_secret")
         if not cid or not secret or not grant:
             given = (("grant_type", grant), ("client_id", cid), ("client_secret", secret))
