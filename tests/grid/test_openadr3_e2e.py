@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 
+from csms.api.apitokens import issue_token
 from csms.config import OpenAdr3Settings
 from csms.demo.site import evening_fleet, running_site
 from csms.dispatch.controller import ControllerOptions
@@ -158,5 +160,64 @@ async def test_ven_over_http(tmp_path: Path) -> None:
 
             # the B report goes on (dispatch carried on with the planned B)
             await until(lambda: len(report_intervals(state, b)) >= 1, timeout=20)
+
+            # 6. a forecast request: the VEN answers with 24 hourly intervals of exportable kW
+            req = {
+                "programID": program,
+                "eventName": "day-ahead flexibility",
+                "intervalPeriod": {"start": local(17).isoformat(), "duration": "PT24H"},
+                "intervals": [{"id": 0, "payloads": [{"type": "SIMPLE_LEVEL_REQUEST", "values": [0]}]}],
+                "reportDescriptors": [{"payloadType": "STORAGE_MAX_DISCHARGE_POWER", "historical": False}],
+            }
+            f = (await bl.call("POST", "/events", req, expect=201))["id"]
+            await until(lambda: state.reports_for(f), timeout=15)
+            fr = state.reports_for(f)[0]
+            assert site.book.get(f) is None, "a forecast request is not a dispatch event"
+            hours = fr["resources"][0]["intervals"]
+            assert len(hours) == 24
+            p50 = [h["payloads"][0]["values"][0] for h in hours]
+            p10 = [h["payloads"][1]["values"][0] for h in hours]
+            p90 = [h["payloads"][2]["values"][0] for h in hours]
+            assert p50[0] > 0, "cars are plugged in: some export is possible now"
+            assert all(lo <= m <= hi for lo, m, hi in zip(p10, p50, p90, strict=True))
+
+            # 7. settlement and forecast over the operator API
+            await until(lambda: a in site.controller.finished, timeout=30)
+            token, _ = await issue_token(site.central.store, "test", "read")
+            async with httpx.AsyncClient(
+                base_url=site.service.api.url, headers={"Authorization": f"Bearer {token}"}, timeout=10
+            ) as api:
+                resp = await api.get(f"/api/v1/grid/events/{a}/settlement", params={"tz": "America/Los_Angeles"})
+                assert resp.status_code == 200, resp.text
+                claim = resp.json()
+                assert claim["format"] == "dsgs-option3-claim"
+                assert claim["baseline"]["method"] == "pre_event", "no past days: 10of10 falls back"
+                assert "10of10 needs 5 eligible days" in claim["baseline"]["notes"][0]
+                (hour,) = claim["hours"]
+                assert hour["hour_local"] == "2026-08-18 16:00"
+                assert hour["target_kwh"] == pytest.approx(10.0)  # 20 kW for 30 min
+                assert hour["delivered_export_kwh"] > 5.0
+                assert hour["incremental_kwh"] == pytest.approx(hour["baseline_kwh"] - hour["actual_net_import_kwh"])
+                csv_text = (await api.get(f"/api/v1/grid/events/{a}/settlement.csv")).text
+                assert csv_text.splitlines()[0].startswith("event_id,hour_start,hour_local,target_kwh,baseline_kwh")
+                bad = await api.get(f"/api/v1/grid/events/{a}/settlement", params={"baseline": "median"})
+                assert bad.status_code == 422 and "baseline" in bad.text
+                fc = (await api.get("/api/v1/grid/forecast", params={"hours": 6})).json()
+                assert len(fc["hours"]) == 6 and fc["known_cars"] >= 1
+                notify = "/grid/openadr3/notify"
+                wrong = await api.post(notify, json={}, headers={"Authorization": "Bearer not-the-token"})
+                assert wrong.status_code == 403
+                good = {"Authorization": f"Bearer {ven.callback_token}"}
+                malformed = await api.post(notify, json={"objectType": "EVENT", "object": {}}, headers=good)
+                assert malformed.status_code == 400 and malformed.json()["detail"].startswith("operation:")
+                bad_event = {"objectType": "EVENT", "operation": "POST", "object": {**b_obj, "id": "evt-x",
+                             "intervalPeriod": {"start": "tomorrow", "duration": "PT15M"}}}  # fmt: skip
+                refused = await api.post(notify, json=bad_event, headers=good)
+                assert refused.status_code == 400, refused.text
+                assert refused.json()["field"] == "object.intervalPeriod.start"
+                assert site.book.get("evt-x") is None
+                ven_state = (await api.get("/api/v1/grid/openadr3")).json()
+                assert ven_state["registered"] and ven_state["outages"] == 1
+                assert ven_state["rejections"][-2]["field"] == "intervals[0].payloads[0].values[0]"
     finally:
         await vtn.stop()
