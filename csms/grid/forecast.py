@@ -18,8 +18,9 @@ its battery holds ``E0``. It can export a constant ``P`` (grid side) over ``[t0,
   to the promised SoC before it leaves.
 
 The hour's contribution is ``P d / (b - a)`` (kW averaged over the hour: a car leaving at
-half past counts half). ``energy_kwh`` is the most the car could export from ``t0`` on under
-the same two energy limits ("for how long": energy / power).
+half past counts half). ``energy_kwh`` is the most the car could export from ``t0`` on at
+full power before it must stop (the floor) or start charging back (to make its promise in the
+time left); with the hour's kW it says "for how long".
 
 The fleet (:func:`forecast`)
 ----------------------------
@@ -81,8 +82,12 @@ def car_export(stay: Stay, a: datetime, b: datetime, eta: float = ETA) -> tuple[
     by_floor = (e0 - floor) * eta / d
     by_promise = (e0 + stay.max_charge_kw * eta * after_h - promised) * eta / d
     p = max(0.0, min(stay.max_discharge_kw, by_floor, by_promise))
+    # energy: export at full power for t hours from t0, then recharge for the rest of the stay
     left_h = (stay.departure - t0).total_seconds() / 3600.0
-    energy = max(0.0, min(e0 - floor, e0 + stay.max_charge_kw * eta * left_h - promised) * eta)
+    pd, pc = stay.max_discharge_kw, stay.max_charge_kw
+    t_promise = (e0 - promised + pc * eta * left_h) / (pd / eta + pc * eta)
+    t_floor = (e0 - floor) * eta / pd
+    energy = pd * max(0.0, min(left_h, t_promise, t_floor))
     return p * d / ((b - a).total_seconds() / 3600.0), energy
 
 

@@ -389,8 +389,11 @@ class VtnServer:
     """The VTN served by uvicorn on 127.0.0.1 in the running event loop; ``stop()`` then
     ``start()`` brings it back on the same port with the same state (a VTN outage)."""
 
-    def __init__(self, state: VtnState | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, state: VtnState | None = None, *, host: str = "127.0.0.1", port: int = 0, app: Any = None
+    ) -> None:
         self.state = state or VtnState()
+        self.app = app  # another ASGI app to serve instead (e.g. a webhook receiver in a test)
         self.host, self.port = host, port
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
@@ -404,7 +407,8 @@ class VtnServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(create_app(self.state), log_level="warning", lifespan="off", access_log=False)
+        app = self.app if self.app is not None else create_app(self.state)
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
         server = uvicorn.Server(config)
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._server = server
