@@ -113,7 +113,7 @@ def main() -> None:
     per_hour = res["per_hour"]
     assert isinstance(per_hour, dict)
     print(f"flexibility forecast backtest: {res['days']} weekdays of Caltech ACN sessions, forecast at local midnight")
-    print("hour  actual kW  median kW  MAPE median  WAPE median  in 10-90% band  MAPE naive  days")
+    print("hour  actual kW  median kW  MAPE median  WAPE median  in 10-90% band  MAPE naive  WAPE naive  days")
     all_f, all_a, all_n, all_na, inside, total = [], [], [], [], 0, 0
     for hod in range(24):
         rows = per_hour.get(hod, [])
@@ -126,6 +126,7 @@ def main() -> None:
         m = mape(med, act)
         w = wape(med, act)
         mn = mape([x for x, _ in pairs], [y for _, y in pairs]) if pairs else None
+        wn = wape([x for x, _ in pairs], [y for _, y in pairs]) if pairs else None
         all_f += med
         all_a += act
         all_n += [x for x, _ in pairs]
@@ -136,14 +137,15 @@ def main() -> None:
             f"{hod:02d}h  {sum(act) / len(act):9.1f}  {sum(med) / len(med):9.1f}  "
             f"{'-' if m is None else f'{m:9.1f} %':>11}  {'-' if w is None else f'{w:9.1f} %':>11}  "
             f"{100 * band / len(rows):12.0f} %  "
-            f"{'-' if mn is None else f'{mn:8.1f} %':>10}  {len(rows):4d}"
+            f"{'-' if mn is None else f'{mn:8.1f} %':>10}  {'-' if wn is None else f'{wn:8.1f} %':>10}  "
+            f"{len(rows):4d}"
         )
     m_all = mape(all_f, all_a)
     n_all = mape(all_n, all_na)
     print(
         f"all   MAPE median {m_all:.1f} % (hours with actual >= 1 kW), WAPE {wape(all_f, all_a):.1f} %, "
         f"band coverage {100 * inside / total:.0f} %, "
-        f"naive {n_all:.1f} %; {time.perf_counter() - t0:.1f} s"
+        f"naive MAPE {n_all:.1f} % WAPE {wape(all_n, all_na):.1f} %; {time.perf_counter() - t0:.1f} s"
     )
 
 

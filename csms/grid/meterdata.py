@@ -2,8 +2,11 @@
 stored event (the I/O around the pure :mod:`csms.grid.settlement`).
 
 Energy comes from the cumulative registers ``Energy.Active.Import.Register`` and
-``Energy.Active.Export.Register`` of every EVSE (per transaction when the station numbers them
-so), spread linearly over clock hours between consecutive samples
+``Energy.Active.Export.Register`` of every EVSE: one time series per EVSE and register, with
+and without a transaction (stations repeat the last session's register in clock-aligned
+MeterValues after it ended; a per-transaction split would count that session twice), a
+register going down (a new session starting at 0) starting afresh; increments are spread
+linearly over clock hours between consecutive samples
 (:func:`csms.grid.settlement.bin_register`); net import = import - export.
 """
 
@@ -30,13 +33,12 @@ EXPORT = "Energy.Active.Export.Register"
 
 async def register_series(
     store: Any, start: datetime, end: datetime, station_ids: Iterable[str] | None = None
-) -> dict[tuple[str, int, str | None, str], list[tuple[datetime, float]]]:
-    """Register samples in ``[start, end)`` per (station, EVSE, transaction, measurand)."""
+) -> dict[tuple[str, int, str], list[tuple[datetime, float]]]:
+    """Register samples in ``[start, end)`` per (station, EVSE, measurand), oldest first."""
     stmt = (
         select(
             MeterSample.station_id,
             MeterSample.evse_id,
-            MeterSample.transaction_id,
             MeterSample.measurand,
             MeterSample.timestamp,
             MeterSample.value,
@@ -50,11 +52,11 @@ async def register_series(
     ids = list(station_ids) if station_ids is not None else None
     if ids:
         stmt = stmt.where(MeterSample.station_id.in_(ids))
-    out: dict[tuple[str, int, str | None, str], list[tuple[datetime, float]]] = defaultdict(list)
+    out: dict[tuple[str, int, str], list[tuple[datetime, float]]] = defaultdict(list)
     async with store._read() as session:  # the store's read session (honours its SQLite locking)
-        for sid, evse, tx, measurand, ts, value, unit in (await session.execute(stmt)).all():
+        for sid, evse, measurand, ts, value, unit in (await session.execute(stmt)).all():
             wh = float(value) * (1000.0 if unit == "kWh" else 1.0)
-            out[(sid, evse, tx, measurand)].append((ts, wh))
+            out[(sid, evse, measurand)].append((ts, wh))
     return dict(out)
 
 
@@ -68,7 +70,7 @@ async def hourly_net_import(
     series = await register_series(store, start - timedelta(hours=1), end + timedelta(hours=1), station_ids)
     totals = [0.0] * (len(edges) - 1)
     seen = [False] * (len(edges) - 1)
-    for (_, _, _, measurand), samples in series.items():
+    for (_, _, measurand), samples in series.items():
         sign = 1.0 if measurand == IMPORT else -1.0
         for k, kwh in enumerate(bin_register(samples, edges)):
             totals[k] += sign * kwh
