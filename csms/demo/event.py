@@ -186,6 +186,7 @@ async def _run_event(
 
 
 async def _start_vtn() -> Any:
+    """The VTN simulator with the utility's DSGS program already published."""
     from simulators.vtn import VtnServer, VtnState
 
     state = VtnState()
@@ -193,7 +194,22 @@ async def _start_vtn() -> Any:
     state.add_client("demo-utility", "demo-utility-secret", "bl")
     vtn = VtnServer(state)
     await vtn.start()
+    async with _utility(vtn) as (http, headers):
+        body = {"programName": "DSGS-option-3", "programLongName": "Demand Side Grid Support, Option 3"}
+        resp = await http.post("/programs", json=body, headers=headers)
+        resp.raise_for_status()
     return vtn
+
+
+@contextlib.asynccontextmanager
+async def _utility(vtn: Any) -> Any:
+    """An HTTP client of the VTN with the utility's (business logic) token."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=vtn.url, timeout=30) as http:
+        form = {"grant_type": "client_credentials", "client_id": "demo-utility", "client_secret": "demo-utility-secret"}
+        token = (await http.post("/auth/token", data=form)).json()["access_token"]
+        yield http, {"Authorization": f"Bearer {token}"}
 
 
 def _ven_settings(vtn: Any) -> Any:
@@ -212,19 +228,11 @@ def _ven_settings(vtn: Any) -> Any:
 
 
 async def _send_openadr3(site: Any, vtn: Any, start: datetime, end: datetime, kw: float, out: Any) -> str:
-    """The utility side: create the program (if needed) and the event on the VTN simulator; the
-    VEN receives it by its subscription's callback."""
-    import httpx
-
-    async with httpx.AsyncClient(base_url=vtn.url, timeout=30) as http:
-        form = {"grant_type": "client_credentials", "client_id": "demo-utility", "client_secret": "demo-utility-secret"}
-        token = (await http.post("/auth/token", data=form)).json()["access_token"]
-        headers = {"Authorization": f"Bearer {token}"}
+    """The utility side: create the event on the VTN simulator; the VEN receives it by its
+    subscription's callback (or, failing that, its next poll)."""
+    async with _utility(vtn) as (http, headers):
         programs = (await http.get("/programs", headers=headers)).json()
-        program = next((p["id"] for p in programs if p["programName"] == "DSGS-option-3"), None)
-        if program is None:
-            body = {"programName": "DSGS-option-3", "programLongName": "Demand Side Grid Support, Option 3"}
-            program = (await http.post("/programs", json=body, headers=headers)).json()["id"]
+        program = next(p["id"] for p in programs if p["programName"] == "DSGS-option-3")
         hours = int((end - start).total_seconds() // 3600)
         event = {
             "programID": program,
@@ -244,7 +252,8 @@ async def _send_openadr3(site: Any, vtn: Any, start: datetime, end: datetime, kw
     async with asyncio.timeout(30):
         while site.book.get(event_id) is None:  # noqa: ASYNC110 - the VTN calls the VEN back
             await asyncio.sleep(0.05)
-    out.print(f"grid event [bold]{event_id}[/] created on the OpenADR 3 VTN ({vtn.url}); the VEN got it by callback")
+    how = "callback" if site.ven.notifications else "polling"
+    out.print(f"grid event [bold]{event_id}[/] created on the OpenADR 3 VTN ({vtn.url}); the VEN got it by {how}")
     return event_id
 
 

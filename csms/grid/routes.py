@@ -58,7 +58,12 @@ async def get_forecast(ctx: Ctx, hours: Hours = 24, tz: Tz = "UTC") -> JSONRespo
     return JSONResponse((await _forecast(ctx, hours, tz)).to_dict())
 
 
-@router.get("/forecast.csv", summary="Flexibility forecast as CSV", response_class=Response)
+@router.get(
+    "/forecast.csv",
+    summary="Flexibility forecast as CSV",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
 async def get_forecast_csv(ctx: Ctx, hours: Hours = 24, tz: Tz = "UTC") -> Response:
     return Response((await _forecast(ctx, hours, tz)).csv(), media_type="text/csv")
 
@@ -78,21 +83,32 @@ async def _settlement(ctx: ApiContext, request: Request, event_id: str, method: 
         raise ApiError(422, "invalid_query", str(exc), {"field": exc.field}) from None
 
 
-@router.get("/events/{event_id}/settlement", summary="Settlement of an event against a baseline")
+@router.get(
+    "/events/{event_id}/settlement", summary="Settlement of an event against a baseline", responses=error_responses(404)
+)
 async def get_settlement(
     ctx: Ctx, request: Request, event_id: str, baseline: str = "10of10", tz: Tz = "UTC"
 ) -> JSONResponse:
     return JSONResponse(await _settlement(ctx, request, event_id, baseline, tz))
 
 
-@router.get("/events/{event_id}/settlement.csv", summary="Settlement rows as CSV", response_class=Response)
+@router.get(
+    "/events/{event_id}/settlement.csv",
+    summary="Settlement rows as CSV",
+    response_class=Response,
+    responses={**error_responses(404), 200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
 async def get_settlement_csv(
     ctx: Ctx, request: Request, event_id: str, baseline: str = "10of10", tz: Tz = "UTC"
 ) -> Response:
     return Response(settlement_csv(await _settlement(ctx, request, event_id, baseline, tz)), media_type="text/csv")
 
 
-@router.get("/openadr3", summary="The OpenADR 3 VEN: registration, programs, reports, refusals")
+@router.get(
+    "/openadr3",
+    summary="The OpenADR 3 VEN: registration, programs, reports, refusals",
+    responses=error_responses(404),
+)
 async def get_ven(ctx: Ctx) -> JSONResponse:
     ven = ctx.central.extensions.get("openadr3")
     if ven is None:

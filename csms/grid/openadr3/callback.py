@@ -3,7 +3,7 @@
 Not behind the operator API's tokens: the VTN authenticates with the ``bearerToken`` the VEN
 put in its subscription (OpenADR 3: "callback endpoints should accept the provided bearer token
 to authenticate VTN requests"). Answers 200, 400 with a ``problem`` naming the refused field,
-403 for a wrong token, 503 when the VEN is not running.
+403 for a wrong token, 404 when the VEN is not enabled on this CSMS.
 """
 
 from __future__ import annotations
@@ -20,13 +20,18 @@ router = APIRouter(tags=["grid events"])
 @router.post(
     "/grid/openadr3/notify",
     summary="OpenADR 3 VTN notification (subscription callback; the subscription's bearer token)",
-    responses={400: {"description": "refused (detail names the field)"}, 403: {"description": "wrong token"}},
+    responses={
+        200: {"description": "applied (or ignored: not an EVENT notification)"},
+        400: {"description": "refused: a problem whose detail names the field"},
+        403: {"description": "wrong or missing bearer token"},
+        404: {"description": "the OpenADR 3 VEN is not enabled"},
+    },
 )
 async def notify(request: Request) -> JSONResponse:
     ctx = getattr(request.app.state, "ctx", None)
     ven: Any = ctx.central.extensions.get("openadr3") if ctx is not None else None
     if ven is None:
-        return _problem(503, "Service Unavailable", "the OpenADR 3 VEN is not running (openadr3.enabled)")
+        return _problem(404, "Not Found", "the OpenADR 3 VEN is not enabled on this CSMS (openadr3.enabled)")
     header = request.headers.get("authorization", "")
     bearer = header[7:].strip() if header.lower().startswith("bearer ") else None
     try:

@@ -7,7 +7,8 @@ CSMS from starting):
 2. **Registration**: finds its VEN by ``venName`` (``GET /vens?venName=``) or creates it
    (``POST /vens``), then registers its resources (``POST /vens/{venID}/resources``): one per
    station (``resourceName`` = station id) or one for the site, only those missing.
-3. **Programs**: ``GET /programs``; follows those named in ``openadr3.programs`` (all if empty).
+3. **Programs**: ``GET /programs`` (again at every poll); follows those named in
+   ``openadr3.programs`` (all if empty).
 4. **Subscription** (when a callback URL is configured): one subscription per program for
    ``EVENT`` ``POST`` / ``PUT`` / ``DELETE`` with a fresh random ``bearerToken``; an existing
    subscription of this VEN is updated (``PUT``), not duplicated. The VTN then calls
@@ -145,6 +146,7 @@ class OpenAdr3Ven:
         self.outages: list[tuple[datetime, datetime]] = []
         self.polls = 0
         self.notifications = 0
+        self._missing_programs: set[str] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -272,20 +274,8 @@ class OpenAdr3Ven:
                 mine = next(v for v in await self.client.vens(s.ven_name) if v.get("venName") == s.ven_name)
         self.ven_id = str(mine["id"])
         await self.register_resources()
-        programs = await self.client.programs()
-        wanted = set(s.programs)
-        self.programs = {
-            str(p["id"]): str(p.get("programName"))
-            for p in programs
-            if p.get("id") and (not wanted or p.get("programName") in wanted)
-        }
-        missing = wanted - set(self.programs.values())
-        if missing:
-            log.warning("programs not offered by the VTN", missing=sorted(missing))
+        await self.refresh_programs()
         url = self.callback_url
-        if url is not None:
-            for pid in self.programs:
-                await self._subscribe(pid, url)
         self.registered = True
         log.info(
             "OpenADR 3 VEN ready",
@@ -294,6 +284,28 @@ class OpenAdr3Ven:
             resources=len(self.resources),
             callback=url,
         )
+
+    async def refresh_programs(self) -> None:
+        """Follow the configured programs the VTN offers (a program created later is picked up
+        at the next poll) and subscribe to the new ones."""
+        assert self.client is not None
+        wanted = set(self.settings.programs)
+        found = {
+            str(p["id"]): str(p.get("programName"))
+            for p in await self.client.programs()
+            if p.get("id") and (not wanted or p.get("programName") in wanted)
+        }
+        missing = wanted - set(found.values())
+        if missing and missing != self._missing_programs:
+            log.warning("programs not offered by the VTN (yet)", missing=sorted(missing))
+        self._missing_programs = missing
+        url = self.callback_url
+        for pid in found:
+            if url is not None and pid not in self.subscriptions:
+                await self._subscribe(pid, url)
+            if pid not in self.programs:
+                log.info("following OpenADR 3 program", program_id=pid, program=found[pid])
+        self.programs = found
 
     async def register_resources(self) -> None:
         assert self.client is not None and self.ven_id is not None
@@ -343,6 +355,7 @@ class OpenAdr3Ven:
         assert self.client is not None
         if self.settings.resources == "stations":
             await self.register_resources()
+        await self.refresh_programs()
         for pid in list(self.programs):
             events = await self.client.events(pid)
             listed = set()
