@@ -97,6 +97,13 @@ async def test_vtn_down_at_start_then_events_by_polling(harness: Harness) -> Non
     ev = await until(lambda: h.book.get(s_id))
     assert [iv.target_kw for iv in ev.intervals] == [50.0, 120.0] and ev.direction == "export"
 
+    # an event for another VEN is not ours
+    other = await h.bl.event(program, start, [10.0], targets=[{"type": "VEN_NAME", "values": ["someone-else"]}])
+    later = start + timedelta(hours=3)
+    mine = await h.bl.event(program, later, [10.0], targets=[{"type": "VEN_NAME", "values": ["v"]}])
+    await until(lambda: h.book.get(mine))
+    assert h.book.get(other) is None
+
     # a revision, then a deletion at the VTN: the book follows (revision 1, then cancelled)
     e_id = await h.bl.event(program, start + timedelta(hours=1), [80.0])
     await until(lambda: h.book.get(e_id))

@@ -8,7 +8,8 @@ CSMS from starting):
    (``POST /vens``), then registers its resources (``POST /vens/{venID}/resources``): one per
    station (``resourceName`` = station id) or one for the site, only those missing.
 3. **Programs**: ``GET /programs`` (again at every poll); follows those named in
-   ``openadr3.programs`` (all if empty).
+   ``openadr3.programs`` (all if empty). An event targeted (``VEN_NAME``) at other VENs only
+   is ignored.
 4. **Subscription** (when a callback URL is configured): one subscription per program for
    ``EVENT`` ``POST`` / ``PUT`` / ``DELETE`` with a fresh random ``bearerToken``; an existing
    subscription of this VEN is updated (``PUT``), not duplicated. The VTN then calls
@@ -390,6 +391,10 @@ class OpenAdr3Ven:
         if program_id not in self.programs:
             result.notes.append(f"event {eid} is for program {program_id!r}, which this VEN does not follow")
             return result
+        other = _other_ven(obj.get("targets"), self.settings.ven_name)
+        if other:
+            result.notes.append(f"event {eid} targets VEN {', '.join(other)}, not this VEN: ignored")
+            return result
         version = str(obj.get("modificationDateTime") or obj.get("createdDateTime") or "")
         if eid is not None and self.seen.get(eid) == version and version:
             return result
@@ -553,3 +558,12 @@ class OpenAdr3Ven:
                 for k, v in self.reports.items()
             },
         }
+
+
+def _other_ven(targets: Any, ven_name: str) -> list[str]:
+    """The VEN names an event is targeted at when this VEN is not among them (else [])."""
+    names: list[str] = []
+    for t in targets or []:
+        if isinstance(t, Mapping) and t.get("type") == "VEN_NAME" and isinstance(t.get("values"), list):
+            names += [str(v) for v in t["values"]]
+    return [] if not names or ven_name in names else names
