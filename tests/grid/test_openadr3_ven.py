@@ -134,3 +134,43 @@ async def test_revoked_token_is_renewed(harness: Harness) -> None:
     assert h.ven.down_since is None
     assert sum(1 for m, p, code in h.vtn.state.requests if p == "/auth/token" and code == 200) >= 2
     assert any(code == 403 for _, _, code in h.vtn.state.requests), "the old token was refused once"
+
+
+async def test_reports_continue_after_a_restart(harness: Harness) -> None:
+    """The controller re-publishes an event's intervals after a CSMS restart: the VEN continues
+    its report at the VTN (no second report, no repeated interval, what was reported stays)."""
+    h = harness
+    await h.vtn.start()
+    program = await h.bl.program("dsgs")
+    start = EPOCH + timedelta(hours=2)
+    e_id = await h.bl.event(program, start, [100.0, 100.0])
+    await until(lambda: h.book.get(e_id))
+
+    def interval(k: int, kw: float) -> dict[str, Any]:
+        a = start + timedelta(minutes=5 * k)
+        return {"start": a.isoformat(), "end": (a + timedelta(minutes=5)).isoformat(), "target_kw": 100.0,
+                "delivered_kw": kw}  # fmt: skip
+
+    for k in range(3):
+        await h.ven.publish_delivery(e_id, interval(k, 95.0))
+    await until(lambda: h.vtn.state.reports_for(e_id) and len(_intervals(h, e_id)) == 3)
+    await h.ven.stop()
+
+    restarted = OpenAdr3Ven(h.ven.service, h.ven.controller, h.ven.settings)
+    await restarted.start()
+    try:
+        assert e_id in restarted.known, "the VTN's events are recognised in the book after a restart"
+        for k in range(5):  # the new process re-publishes from the start, with no early meter data
+            await restarted.publish_delivery(e_id, interval(k, 0.0 if k < 3 else 97.0))
+        await until(lambda: len(_intervals(h, e_id)) == 5)
+    finally:
+        await restarted.stop()
+    assert len(h.vtn.state.reports_for(e_id)) == 1
+    demand = [iv["payloads"][1]["values"][0] for iv in _intervals(h, e_id)]
+    assert demand == [-95.0, -95.0, -95.0, -97.0, -97.0]
+    assert [iv["id"] for iv in _intervals(h, e_id)] == [0, 1, 2, 3, 4]
+
+
+def _intervals(h: Harness, event_id: str) -> list[dict[str, Any]]:
+    reports = h.vtn.state.reports_for(event_id)
+    return reports[0]["resources"][0]["intervals"] if reports else []

@@ -34,7 +34,9 @@ warning (``VTN unreachable``), retries with exponential back-off (``backoff_init
 when it answers. Meanwhile planned events keep running from the book and report intervals
 queue up; on return it polls at once (catching up with changes made meanwhile) and sends the
 queued intervals. Pending report intervals are kept in memory: a CSMS restart during an outage
-loses them (the delivery report in the store still has every interval).
+loses them (the delivery report in the store still has every interval); after a restart the VEN
+continues its existing report of an event at the VTN rather than starting a second one, and an
+interval is reported once (by its start), the first value standing.
 """
 
 from __future__ import annotations
@@ -57,7 +59,14 @@ from csms.grid.model import EventRejected, format_loc, is_valid_id, parse_time
 from csms.grid.openadr import submit_openadr
 
 from .client import VtnClient, VtnError, VtnRefused, VtnUnavailable, backoff_delays
-from .mapping import delivery_report, forecast_report, is_forecast_request, prepare_event, report_interval
+from .mapping import (
+    AGGREGATED,
+    delivery_report,
+    forecast_report,
+    is_forecast_request,
+    prepare_event,
+    report_interval,
+)
 from .models import Notification
 
 log = structlog.get_logger("csms.grid.openadr3")
@@ -68,11 +77,18 @@ ForecastProvider = Callable[[datetime], Awaitable[list[dict[str, Any]]]]
 @dataclass
 class _ReportState:
     program_id: str
-    intervals: list[dict[str, Any]] = field(default_factory=list)
+    by_start: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Report intervals by their start (RFC 3339): a repeated interval does not duplicate."""
     report_id: str | None = None
+    looked_up: bool = False
     dirty: bool = False
     sent: int = 0
     """Intervals the VTN has acknowledged."""
+
+    @property
+    def intervals(self) -> list[dict[str, Any]]:
+        """In time order, ``id`` = position."""
+        return [{**iv, "id": k} for k, (_, iv) in enumerate(sorted(self.by_start.items()))]
 
 
 @dataclass(frozen=True)
@@ -489,9 +505,8 @@ class OpenAdr3Ven:
             return
         st = self.reports.setdefault(event_id, _ReportState(program_id))
         start, end = parse_time(payload["start"]), parse_time(payload["end"])
-        st.intervals.append(
-            report_interval(len(st.intervals), start, end, float(payload["target_kw"]), float(payload["delivered_kw"]))
-        )
+        iv = report_interval(0, start, end, float(payload["target_kw"]), float(payload["delivered_kw"]))
+        st.by_start.setdefault(iv["intervalPeriod"]["start"], iv)
         st.dirty = True
         self.wake()
 
@@ -501,11 +516,16 @@ class OpenAdr3Ven:
         for event_id, st in list(self.reports.items()):
             if not st.dirty:
                 continue
-            n = len(st.intervals)
-            body = delivery_report(
-                program_id=st.program_id, event_id=event_id, client_name=self.settings.ven_name, intervals=st.intervals
-            )
             try:
+                if st.report_id is None and not st.looked_up:
+                    await self._adopt_report(event_id, st)
+                n = len(st.by_start)
+                body = delivery_report(
+                    program_id=st.program_id,
+                    event_id=event_id,
+                    client_name=self.settings.ven_name,
+                    intervals=st.intervals,
+                )
                 if st.report_id is None:
                     created = await self.client.create_report(body)
                     st.report_id = str(created["id"])
@@ -516,8 +536,29 @@ class OpenAdr3Ven:
                 log.error("VTN refused the delivery report", event_id=event_id, error=str(exc))
                 continue
             st.sent = n
-            st.dirty = len(st.intervals) > n
+            st.dirty = len(st.by_start) > n
             log.debug("delivery report sent", event_id=event_id, report_id=st.report_id, intervals=n)
+
+    async def _adopt_report(self, event_id: str, st: _ReportState) -> None:
+        """After a restart of the CSMS: continue this VEN's report of the event at the VTN
+        (``GET /reports?eventID=&clientName=``) instead of creating a second one; the intervals
+        the VTN already holds stay as reported (the dispatch ledger of the new process has no
+        meter data from before its start)."""
+        assert self.client is not None
+        found = await self.client.list_all("/reports", {"eventID": event_id, "clientName": self.settings.ven_name})
+        st.looked_up = True
+        if not found:
+            return
+        old = found[0]
+        st.report_id = str(old["id"])
+        for res in old.get("resources") or []:
+            if res.get("resourceName") != AGGREGATED:
+                continue
+            for iv in res.get("intervals") or []:
+                start = (iv.get("intervalPeriod") or {}).get("start")
+                if isinstance(start, str):
+                    st.by_start[start] = iv
+        log.info("continuing the delivery report at the VTN", event_id=event_id, report_id=st.report_id)
 
     async def _answer_forecast(self, obj: Mapping[str, Any]) -> None:
         assert self.client is not None
@@ -554,7 +595,7 @@ class OpenAdr3Ven:
             "events": dict(self.known),
             "rejections": [r.to_dict() for r in self.rejections[-10:]],
             "reports": {
-                k: {"report_id": v.report_id, "intervals": len(v.intervals), "sent": v.sent}
+                k: {"report_id": v.report_id, "intervals": len(v.by_start), "sent": v.sent}
                 for k, v in self.reports.items()
             },
         }
