@@ -197,9 +197,9 @@ def settle(
     """The settlement report (JSON-ready) of one event: per-hour rows and the claim summary."""
     rows = []
     for h in sorted(base.kwh):
-        b = base.kwh[h]
-        actual = day_of.get(h, 0.0)
-        inc = b - actual
+        b = round(base.kwh[h], 3)
+        actual = round(day_of.get(h, 0.0), 3)
+        inc = round(b - actual, 3)  # from the rounded figures: the rows add up as printed
         tgt = target_kwh.get(h, 0.0)
         rows.append(
             {

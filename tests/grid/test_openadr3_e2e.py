@@ -103,7 +103,7 @@ async def test_ven_over_http(tmp_path: Path) -> None:
             a = await bl.event(program, local(16), [20.0, 20.0])
             await until(lambda: site.book.get(a) is not None, timeout=5)
             assert ven.polls == polls, "arrived before the next poll: by the webhook"
-            assert any(d.object_id == a and d.status == 200 for d in state.deliveries)
+            await until(lambda: any(d.object_id == a and d.status == 200 for d in state.deliveries), timeout=5)
             ev_a = site.book.get(a)
             assert ev_a.direction == "export" and [iv.target_kw for iv in ev_a.intervals] == [20.0, 20.0]
             assert ev_a.start == local(16) and ev_a.end == local(16, 30)
@@ -125,7 +125,8 @@ async def test_ven_over_http(tmp_path: Path) -> None:
             b = (await bl.call("POST", "/events", b_obj, expect=201))["id"]
             await until(lambda: site.book.get(b) is not None, timeout=15)
             assert ven.polls > polls, "arrived by polling"
-            assert all(d.status is None for d in state.deliveries if d.object_id == b)
+            await until(lambda: any(d.object_id == b for d in state.deliveries), timeout=5)
+            assert all(d.status is None and d.error for d in state.deliveries if d.object_id == b)
 
             # 4. the VTN goes down at 16:10 for a quarter of an hour (simulated)
             await site.clock.sleep_until(local(16, 10))
