@@ -74,7 +74,7 @@ async def test_ven_over_http(tmp_path: Path) -> None:
         ven_name="garage-ven",
         programs=["dsgs-option-3"],
         callback_url="auto",
-        poll_interval_s=300.0,
+        poll_interval_s=600.0,
         backoff_initial_s=60.0,
         backoff_max_s=120.0,
         request_timeout_s=2.0,
@@ -99,10 +99,9 @@ async def test_ven_over_http(tmp_path: Path) -> None:
             assert ("POST", "/auth/token", 200) in state.requests
 
             # 2. event A by subscription, 16:00-16:30, 20 kW
-            polls = ven.polls
             a = await bl.event(program, local(16), [20.0, 20.0])
             await until(lambda: site.book.get(a) is not None, timeout=5)
-            assert ven.polls == polls, "arrived before the next poll: by the webhook"
+            assert ven.arrivals[a] == "webhook"
             await until(lambda: any(d.object_id == a and d.status == 200 for d in state.deliveries), timeout=5)
             ev_a = site.book.get(a)
             assert ev_a.direction == "export" and [iv.target_kw for iv in ev_a.intervals] == [20.0, 20.0]
@@ -124,7 +123,7 @@ async def test_ven_over_http(tmp_path: Path) -> None:
             b_obj = export_event(program, local(16, 30), [15.0, 15.0])
             b = (await bl.call("POST", "/events", b_obj, expect=201))["id"]
             await until(lambda: site.book.get(b) is not None, timeout=15)
-            assert ven.polls > polls, "arrived by polling"
+            assert ven.polls > polls and ven.arrivals[b] == "poll"
             await until(lambda: any(d.object_id == b for d in state.deliveries), timeout=5)
             assert all(d.status is None and d.error for d in state.deliveries if d.object_id == b)
 
@@ -218,7 +217,7 @@ async def test_ven_over_http(tmp_path: Path) -> None:
                 assert refused.json()["field"] == "object.intervalPeriod.start"
                 assert site.book.get("evt-x") is None
                 ven_state = (await api.get("/api/v1/grid/openadr3")).json()
-                assert ven_state["registered"] and ven_state["outages"] == 1
+                assert ven_state["registered"] and ven_state["outages"] >= 1
                 assert ven_state["rejections"][-2]["field"] == "intervals[0].payloads[0].values[0]"
     finally:
         await vtn.stop()

@@ -156,6 +156,8 @@ class OpenAdr3Ven:
         self.seen: dict[str, str | None] = {}
         """VTN event id -> modificationDateTime last processed (accepted or refused)."""
         self.rejections: list[RefusedEvent] = []
+        self.arrivals: dict[str, str] = {}
+        """VTN event id -> how it first arrived (``webhook`` or ``poll``)."""
         self.reports: dict[str, _ReportState] = {}
         self.forecasts_sent: dict[str, str] = {}
         self.registered = False
@@ -437,6 +439,7 @@ class OpenAdr3Ven:
         for a in sub.accepted:
             if a.event.status != "cancelled":
                 self.known[a.event.id] = str(program_id)
+            self.arrivals.setdefault(a.event.id, via)
             log.info(
                 "OpenADR 3 event " + a.outcome,
                 event_id=a.event.id,
