@@ -1,6 +1,7 @@
 # Everything runs from the project's own virtualenv (.venv); `make test` and `make demo`
 # create it and install the project on first use.
 PYTHON ?= python3
+DEMO_ARGS ?=
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -16,7 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/csms demo
+	$(BIN)/csms demo $(DEMO_ARGS)
 
 serve: $(STAMP)
 	$(BIN)/csms serve

@@ -534,6 +534,8 @@ async def event_page(request: Request, event_id: str) -> Response:
             "target": [i.get("target_kw") for i in report.get("intervals", [])],
             "delivered": [i.get("delivered_kw") for i in report.get("intervals", [])],
             "feasible": [i.get("feasible_kw") for i in report.get("intervals", [])],
+            "start": event.start.timestamp(),
+            "end": max(event.start.timestamp() + 300, _stamp(report.get("window", {}).get("end"), event.end)),
         }
         plot = report.get("plot_path")
         has_plot = bool(plot)
@@ -548,6 +550,13 @@ async def event_page(request: Request, event_id: str) -> Response:
         has_plot=has_plot,
         cancellable=event.status in ("pending", "active"),
     )
+
+
+def _stamp(value: Any, default: datetime) -> float:
+    try:
+        return datetime.fromisoformat(str(value)).timestamp()
+    except ValueError:
+        return default.timestamp()
 
 
 def _cars(request: Request, event_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -144,7 +144,7 @@ async def test_grid_event_form_validation_live_chart_cancel_and_report(console: 
     assert delivered[0] < 10.0 <= 12.0 <= max(delivered), delivered
     assert set(live["target"]) == {20.0}
     await page.wait_for_selector("#cars tbody tr[data-station]")
-    await page.wait_for_timeout(1500)
+    await until(page, "Number(document.getElementById('event-chart').dataset.samples || 0) >= 6", 20)
     await _shot(page, tmp_path, "console-event-live.png")
 
     # cancel: confirmation, then the final report with its downloads

@@ -202,10 +202,11 @@
     setInterval(load, 10000);
   }
 
-  function eventChart(box, series) {
+  function eventChart(box, series, xrange) {
     return new uPlot(
       {
         width: chartWidth(box), height: 300, tzDate: UTC,
+        scales: { x: { time: true, range: (u, min, max) => xrange(min, max) } },
         series: [{}].concat(series),
         axes: [{}, { label: "kW" }],
       },
@@ -226,23 +227,25 @@
         { label: "target kW", stroke: "#dc2626", width: 2 },
         { label: "delivered kW", stroke: "#2563eb", width: 2 },
         { label: "feasible kW", stroke: "#9ca3af", width: 1, dash: [4, 4] },
-      ]);
+      ], () => [d.start, d.end]);
       plot.setData([d.t, d.target, d.delivered, d.feasible]);
       return;
     }
     const box = document.getElementById("event-chart");
     const last = document.getElementById("live-last");
+    let win = null;
     const plot = eventChart(box, [
       { label: "target kW", stroke: "#dc2626", width: 2 },
       { label: "delivered kW", stroke: "#2563eb", width: 2 },
       { label: "planned kW", stroke: "#9ca3af", width: 1, dash: [4, 4] },
-    ]);
+    ], (min, max) => (win ? [win[0], Math.max(win[1], max || win[1])] : [min, max]));
     let done = false;
     async function poll() {
       if (done) return;
       const resp = await fetch(section.dataset.liveUrl, { credentials: "same-origin" });
       if (!resp.ok) return;
       const d = await resp.json();
+      if (d.start !== undefined) win = [d.start, d.end];
       plot.setData([d.t, d.target, d.delivered, d.planned]);
       box.dataset.samples = String(d.t.length);
       if (d.delivered.length) {
