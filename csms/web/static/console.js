@@ -135,7 +135,7 @@
       }
       if (added || full || sortKey !== "id") order();
       refresh();
-      document.dispatchEvent(new CustomEvent("fleet:applied", { detail: { ids: list.map((r) => r.id), at: Date.now() } }));
+      document.dispatchEvent(new CustomEvent("fleet:applied", { detail: { rows: list, at: Date.now() } }));
     }
 
     function connect() {
