@@ -529,14 +529,7 @@ async def event_page(request: Request, event_id: str) -> Response:
     chart = None
     has_plot = False
     if report is not None:
-        chart = {
-            "t": [datetime.fromisoformat(i["start"]).timestamp() for i in report.get("intervals", [])],
-            "target": [i.get("target_kw") for i in report.get("intervals", [])],
-            "delivered": [i.get("delivered_kw") for i in report.get("intervals", [])],
-            "feasible": [i.get("feasible_kw") for i in report.get("intervals", [])],
-            "start": event.start.timestamp(),
-            "end": max(event.start.timestamp() + 300, _stamp(report.get("window", {}).get("end"), event.end)),
-        }
+        chart = _report_chart(report, event)
         plot = report.get("plot_path")
         has_plot = bool(plot)
     return render(
@@ -550,6 +543,20 @@ async def event_page(request: Request, event_id: str) -> Response:
         has_plot=has_plot,
         cancellable=event.status in ("pending", "active"),
     )
+
+
+def _report_chart(report: dict[str, Any], event: Any) -> dict[str, Any]:
+    """Step series of the report's 5-minute intervals (one more point closes the last step)."""
+    intervals = [i for i in report.get("intervals", []) if i.get("start")]
+    t = [datetime.fromisoformat(i["start"]).timestamp() for i in intervals]
+    series = {k: [i.get(f"{k}_kw") for i in intervals] for k in ("target", "delivered", "feasible")}
+    if intervals and intervals[-1].get("end"):
+        t.append(datetime.fromisoformat(intervals[-1]["end"]).timestamp())
+        for values in series.values():
+            values.append(values[-1])
+    start = event.start.timestamp()
+    end = max(t[-1] if t else start + 300, _stamp(report.get("window", {}).get("end"), event.end))
+    return {"t": t, **series, "start": start, "end": end}
 
 
 def _stamp(value: Any, default: datetime) -> float:

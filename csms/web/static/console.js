@@ -223,10 +223,11 @@
       const raw = document.getElementById("report-data");
       if (!box || !raw) return;
       const d = JSON.parse(raw.textContent);
+      const step = uPlot.paths.stepped({ align: 1 });
       const plot = eventChart(box, [
-        { label: "target kW", stroke: "#dc2626", width: 2 },
-        { label: "delivered kW", stroke: "#2563eb", width: 2 },
-        { label: "feasible kW", stroke: "#9ca3af", width: 1, dash: [4, 4] },
+        { label: "target kW", stroke: "#dc2626", width: 2, paths: step, points: { show: false } },
+        { label: "delivered kW", stroke: "#2563eb", width: 2, paths: step, points: { show: false } },
+        { label: "feasible kW", stroke: "#9ca3af", width: 1, dash: [4, 4], paths: step, points: { show: false } },
       ], () => [d.start, d.end]);
       plot.setData([d.t, d.target, d.delivered, d.feasible]);
       return;
