@@ -10,6 +10,10 @@ every GET, ``operator`` for commands and writes. ``/health``, ``/metrics``, ``/o
 error code and grid event), and a Prometheus scraper then needs no credentials. Bind the API to a
 private interface (``api.host``, default 127.0.0.1) or filter ``/metrics`` at the proxy if even
 that is too much.
+
+The operator web console (:mod:`csms.web`) is mounted on the same app under ``/console/``; it
+signs in with the same API tokens (as an HttpOnly session cookie) and is not in the OpenAPI
+document.
 """
 
 from __future__ import annotations

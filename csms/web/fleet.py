@@ -113,7 +113,11 @@ class FleetHub:
 
     # ------------------------------------------------------------------ fan-out
     def _snapshot(self) -> bytes:
-        return _sse("snapshot", {"rows": fleet_rows(self.central), "at": time.time()})
+        return _sse("snapshot", {"rows": fleet_rows(self.central), "at": time.time(), "now": self._now()})
+
+    def _now(self) -> float:
+        """The CSMS clock (simulated in a demo), for the page's header."""
+        return self.central.now().timestamp()
 
     def _push(self, client: _Client, data: bytes) -> None:
         if client.resync:
@@ -137,7 +141,7 @@ class FleetHub:
                     states = self.central.states
                     rows = [station_row(states[s]) for s in sorted(ids) if s in states]
                     if rows:
-                        data = _sse("rows", {"rows": rows, "at": time.time()})
+                        data = _sse("rows", {"rows": rows, "at": time.time(), "now": self._now()})
                         self.batches += 1
                         for client in list(self._clients):
                             self._push(client, data)

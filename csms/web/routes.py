@@ -11,8 +11,10 @@ every POST (a forged request is a 403 whatever the page showed).
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -205,7 +207,19 @@ async def fleet_stream(request: Request) -> Response:
     if user is None:
         return Response(status_code=401)
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-    return StreamingResponse(hub(request).stream(), media_type="text/event-stream", headers=headers)
+    return StreamingResponse(_while_signed_in(request), media_type="text/event-stream", headers=headers)
+
+
+async def _while_signed_in(request: Request, recheck_s: float = 30.0) -> AsyncIterator[bytes]:
+    """The fleet feed for this browser, ended when its token is revoked (checked every ``recheck_s``)."""
+    checked = time.monotonic()
+    async with contextlib.aclosing(hub(request).stream()) as stream:
+        async for chunk in stream:
+            if time.monotonic() - checked > recheck_s:
+                if await session.current_user(request) is None:
+                    return
+                checked = time.monotonic()
+            yield chunk
 
 
 @router.get("/fleet.json")

@@ -93,7 +93,8 @@ async def test_station_page_and_an_operator_action_with_confirmation(console: Co
     await page.goto(f"{console.url}/console/stations/{quote(sid, safe='')}")
     assert await page.locator("#station-id").text_content() == sid
     assert await page.locator("#evse-table tbody tr[data-evse='1']").count() == 1
-    await page.wait_for_selector("#frames table.frames tbody tr td:has-text('BootNotification')")
+    await page.wait_for_selector("#frames table.frames tbody tr.dir-in td:has-text('CALL')")
+    await page.wait_for_selector("#frames table.frames tbody tr.dir-out")
     await until(page, "Number(document.getElementById('meter-chart').dataset.points || 0) > 0")
     assert await page.locator("#meter-chart canvas").count() >= 1
 

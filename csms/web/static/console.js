@@ -23,6 +23,11 @@
     return isNaN(d) ? String(iso) : d.toISOString().slice(0, 19).replace("T", " ") + "Z";
   }
 
+  function setClock(epochS) {
+    const clock = document.getElementById("csms-now");
+    if (clock && epochS) clock.textContent = ts(new Date(epochS * 1000).toISOString());
+  }
+
   // ------------------------------------------------------------------ fleet
   function initFleet() {
     const table = document.getElementById("fleet");
@@ -141,8 +146,8 @@
     function connect() {
       const es = new EventSource(prefix + "/fleet/stream");
       es.addEventListener("open", () => { live.dataset.state = "live"; live.textContent = "live"; });
-      es.addEventListener("snapshot", (ev) => apply(JSON.parse(ev.data).rows, true));
-      es.addEventListener("rows", (ev) => apply(JSON.parse(ev.data).rows, false));
+      es.addEventListener("snapshot", (ev) => { const d = JSON.parse(ev.data); setClock(d.now); apply(d.rows, true); });
+      es.addEventListener("rows", (ev) => { const d = JSON.parse(ev.data); setClock(d.now); apply(d.rows, false); });
       es.addEventListener("error", () => { live.dataset.state = "reconnecting"; live.textContent = "reconnecting…"; });
     }
 
@@ -206,7 +211,10 @@
     return new uPlot(
       {
         width: chartWidth(box), height: 300, tzDate: UTC,
-        scales: { x: { time: true, range: (u, min, max) => xrange(min, max) } },
+        scales: {
+          x: { time: true, range: (u, min, max) => xrange(min, max) },
+          y: { range: (u, min, max) => [Math.min(0, min ?? 0), Math.max(1, (max ?? 0) * 1.1)] },
+        },
         series: [{}].concat(series),
         axes: [{}, { label: "kW" }],
       },
@@ -246,6 +254,7 @@
       const resp = await fetch(section.dataset.liveUrl, { credentials: "same-origin" });
       if (!resp.ok) return;
       const d = await resp.json();
+      setClock(d.now);
       if (d.start !== undefined) win = [d.start, d.end];
       plot.setData([d.t, d.target, d.delivered, d.planned]);
       box.dataset.samples = String(d.t.length);
