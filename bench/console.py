@@ -12,7 +12,8 @@ Measured: a station reports a StatusNotification (``Unavailable``) at t0 (the ch
 clock, just before the frame is written to the socket); the page has applied that row at t1 (the
 browser's ``Date.now()`` when the console's script has written the row; same machine, same
 clock). ``--samples`` distinct stations change state, one every ``--gap`` seconds. Prints the
-median, p95 and max of t1 - t0, and how many batches the server sent.
+median, p95 and max of t1 - t0, how many batches the server sent, and how long the fleet page
+takes from a reload to all rows shown with the live feed connected.
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ document.addEventListener("fleet:applied", (e) => {
   for (const r of e.detail.rows) {
     for (const ev of r.evses) {
       const key = r.id + "|" + ev.status;
-      if (!(key in window.__seen)) window.__seen[key] = e.detail.at;
+      if (!(key in window.__seen)) window.__seen[key] = [e.detail.at, e.detail.sent];
     }
   }
 });
@@ -191,12 +192,23 @@ async def run(n: int, samples: int, gap: float, meter_rate: float) -> dict[str, 
             await page.fill("#token", token)
             await page.click("#sign-in")
             await page.wait_for_url(f"{url}/console/")
-            await page.evaluate(_SEEN_JS)
+            t_load = time.perf_counter()
+            await page.reload()
             await page.wait_for_selector("#live[data-state=live]")
+            await page.locator(f"#fleet tbody tr >> nth={n - 1}").wait_for()
+            load_s = time.perf_counter() - t_load
+            await page.evaluate(_SEEN_JS)
             rows = await page.locator("#fleet tbody tr").count()
             assert rows == n, rows
             await asyncio.sleep(3)  # meter load running, table busy
             hub = service.api.app.state.console_hub
+            received: dict[str, float] = {}  # when the CSMS processed each StatusNotification
+
+            def on_event(kind: str, sid: str, data: dict[str, Any]) -> None:
+                if kind == "status" and data.get("status") == "Unavailable":
+                    received.setdefault(sid, time.time())
+
+            service.central.subscribe(on_event)
             batches0 = hub.batches
             chosen = random.Random(7).sample(ids, samples)
             started = time.perf_counter()
@@ -215,10 +227,14 @@ async def run(n: int, samples: int, gap: float, meter_rate: float) -> dict[str, 
             sent = (await loop.run_in_executor(None, parent.recv))[1]
             await browser.close()
         lat = sorted(
-            seen[f"{sid}|Unavailable"] - sent[sid] * 1000.0
+            seen[f"{sid}|Unavailable"][0] - sent[sid] * 1000.0
             for sid in chosen
             if f"{sid}|Unavailable" in seen and sid in sent
         )
+        csms_ms = sorted((received[s] - sent[s]) * 1000.0 for s in chosen if s in received and s in sent)
+        shown = {s: seen[f"{s}|Unavailable"] for s in chosen if f"{s}|Unavailable" in seen}
+        page_ms = sorted(shown[s][0] - received[s] * 1000.0 for s in shown if s in received)
+        batch_ms = sorted(shown[s][1] - received[s] * 1000.0 for s in shown if s in received)
         missing = samples - len(lat)
         batches = hub.batches - batches0
         parent.send(("stop", None))
@@ -236,11 +252,21 @@ async def run(n: int, samples: int, gap: float, meter_rate: float) -> dict[str, 
         "max_ms": lat[-1] if lat else float("nan"),
         "batches_per_s": batches / elapsed,
         "meter_rate": meter_rate,
+        "page_load_s": load_s,
+        "station_to_csms_median_ms": statistics.median(csms_ms) if csms_ms else float("nan"),
+        "csms_to_page_median_ms": statistics.median(page_ms) if page_ms else float("nan"),
+        "csms_to_batch_median_ms": statistics.median(batch_ms) if batch_ms else float("nan"),
     }
     print(
         f"console fleet page, {n} stations, meter load {meter_rate:g} msg/s: update latency "
         f"median {out['median_ms']:.0f} ms, p95 {out['p95_ms']:.0f} ms, max {out['max_ms']:.0f} ms "
-        f"({len(lat)} samples, {missing} missing; {out['batches_per_s']:.1f} batches/s to the browser)"
+        f"({len(lat)} samples, {missing} missing; {out['batches_per_s']:.1f} batches/s to the browser); "
+        f"page load to live {load_s:.2f} s"
+    )
+    print(
+        f"  of which station -> CSMS event: median {out['station_to_csms_median_ms']:.0f} ms; "
+        f"CSMS event -> batch sent: median {out['csms_to_batch_median_ms']:.0f} ms; "
+        f"CSMS event -> row in the page: median {out['csms_to_page_median_ms']:.0f} ms"
     )
     return out
 

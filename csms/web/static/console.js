@@ -120,7 +120,7 @@
       document.getElementById("fleet-kw").textContent = fmt(kw, 1);
     }
 
-    function apply(list, full) {
+    function apply(list, full, serverAt) {
       let added = false;
       const seen = new Set();
       for (const r of list) {
@@ -133,21 +133,22 @@
           added = true;
         }
         x.data = r;
-        fill(x.tr, r);
+        const sig = JSON.stringify(r);
+        if (x.sig !== sig) { x.sig = sig; fill(x.tr, r); } // unchanged rows keep their DOM
       }
       if (full) {
         for (const [id, x] of rows) if (!seen.has(id)) { x.tr.remove(); rows.delete(id); }
       }
       if (added || full || sortKey !== "id") order();
       refresh();
-      document.dispatchEvent(new CustomEvent("fleet:applied", { detail: { rows: list, at: Date.now() } }));
+      document.dispatchEvent(new CustomEvent("fleet:applied", { detail: { rows: list, at: Date.now(), sent: serverAt * 1000 } }));
     }
 
     function connect() {
       const es = new EventSource(prefix + "/fleet/stream");
       es.addEventListener("open", () => { live.dataset.state = "live"; live.textContent = "live"; });
-      es.addEventListener("snapshot", (ev) => { const d = JSON.parse(ev.data); setClock(d.now); apply(d.rows, true); });
-      es.addEventListener("rows", (ev) => { const d = JSON.parse(ev.data); setClock(d.now); apply(d.rows, false); });
+      es.addEventListener("snapshot", (ev) => { const d = JSON.parse(ev.data); setClock(d.now); apply(d.rows, true, d.at); });
+      es.addEventListener("rows", (ev) => { const d = JSON.parse(ev.data); setClock(d.now); apply(d.rows, false, d.at); });
       es.addEventListener("error", () => { live.dataset.state = "reconnecting"; live.textContent = "reconnecting…"; });
     }
 
