@@ -72,6 +72,10 @@ class Console:
         ctx = await self.browser.new_context(viewport={"width": 1400, "height": 900})
         ctx.set_default_timeout(15_000)
         page = await ctx.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.console_errors = errors  # type: ignore[attr-defined]  # checked by the tests
         await page.goto(f"{self.url}/console/")
         assert "/console/login" in page.url  # not signed in yet
         await page.fill("#token", token)

@@ -106,6 +106,7 @@ async def test_station_page_and_an_operator_action_with_confirmation(console: Co
     assert await result.get_attribute("data-status") == "Accepted"
     assert "Accepted" in (await result.locator(".status").text_content() or "")
     await _shot(page, tmp_path, "console-station.png")
+    assert page.console_errors == []
 
     # an error from the station or the API is shown, not swallowed
     await page.fill("form:has(button[data-action=UnlockConnector]) input[name=evse_id]", "x")
@@ -155,6 +156,7 @@ async def test_grid_event_form_validation_live_chart_cancel_and_report(console: 
     assert (await page.locator("#delivery-ratio").text_content() or "").endswith("%")
     assert await page.locator("#report-chart canvas").count() >= 1
     await _shot(page, tmp_path, "console-event-report.png")
+    assert page.console_errors == []
     csv = await page.request.get(f"{console.url}/console/events/{event_id}/report.csv")
     assert csv.status == 200 and csv.headers["content-type"].startswith("text/csv")
     assert "delivered_kw" in (await csv.text()).splitlines()[0]
@@ -227,4 +229,5 @@ async def test_markup_in_station_id_and_vendor_is_shown_as_text(console: Console
     assert await page.evaluate("window.__xss") is None
     assert await page.locator("main img, main script").count() == 0
     assert dialogs == []
+    assert page.console_errors == []  # no script error, no Content-Security-Policy violation
     await page.context.close()
