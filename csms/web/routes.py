@@ -290,7 +290,7 @@ async def station_evses(request: Request, station_id: str) -> Response:
     if await _station_or_404(request, station_id) is None:
         return Response(status_code=404)
     detail = await api.get_station(ctx, station_id)
-    return render("_evses.html", request, detail=detail, live=detail["live"], sid=station_id)
+    return render("_evses.html", request, detail=detail, live=detail["live"], sid=station_id, oob=True)
 
 
 @router.get("/stations/{station_id}/frames")

@@ -108,6 +108,12 @@ async def test_station_page_and_an_operator_action_with_confirmation(console: Co
     await _shot(page, tmp_path, "console-station.png")
     assert page.console_errors == []
 
+    # the page follows the station: it goes offline, the state and the EVSE panel say so
+    console.station(sid).disconnect()
+    await page.locator("#station-state", has_text="offline").wait_for(timeout=8_000)
+    console.station(sid).reconnect()
+    await page.locator("#station-state", has_text="online").wait_for(timeout=15_000)
+
     # an error from the station or the API is shown, not swallowed
     await page.fill("form:has(button[data-action=UnlockConnector]) input[name=evse_id]", "x")
     await page.click("button[data-action=UnlockConnector]")
