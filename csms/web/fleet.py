@@ -8,7 +8,8 @@ events (connected, disconnected, boot, status, meter, transaction, ...) and only
 station dirty; every ``interval_s`` it builds the rows of the dirty stations once, serialises
 them once, and hands the same bytes to every connected browser (server-sent events). A burst
 of 1,000 meter values therefore costs one JSON document per interval, not 1,000 messages per
-browser. A browser that cannot keep up (its queue is full) gets its backlog dropped and one
+browser. Every ``sweep_s`` it also sends the stations whose "last seen" moved without an event
+(heartbeats). A browser that cannot keep up (its queue is full) gets its backlog dropped and one
 full snapshot instead, so it never falls behind by more than one interval's worth of rows.
 """
 
@@ -87,9 +88,13 @@ class _Client:
 class FleetHub:
     """Coalesces station events into one batch of changed rows per ``interval_s`` (see module doc)."""
 
-    def __init__(self, central: CentralSystem, *, interval_s: float = 0.25, queue_size: int = 64) -> None:
+    def __init__(
+        self, central: CentralSystem, *, interval_s: float = 0.25, queue_size: int = 64, sweep_s: float = 15.0
+    ) -> None:
         self.central = central
         self.interval_s = interval_s
+        self.sweep_s = sweep_s
+        self._seen_sent: dict[str, datetime | None] = {}
         self.queue_size = queue_size
         self._dirty: set[str] = set()
         self._clients: set[_Client] = set()
@@ -131,15 +136,31 @@ class FleetHub:
             client.resync = True
             client.queue.put_nowait(b"")
 
+    def _sweep(self) -> None:
+        """Mark stations whose ``last_seen`` moved without an event (heartbeats) as dirty."""
+        for sid, state in self.central.states.items():
+            if state.last_seen is not None and state.last_seen != self._seen_sent.get(sid):
+                self._dirty.add(sid)
+
     async def _run(self) -> None:
+        next_sweep = time.monotonic() + self.sweep_s
         try:
             while not self._closed:
-                await self._wake.wait()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(0.0, next_sweep - time.monotonic())):
+                        await self._wake.wait()
                 self._wake.clear()
+                if time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + self.sweep_s
+                    if self._clients:
+                        self._sweep()
                 if self._dirty and self._clients:
                     ids, self._dirty = self._dirty, set()
                     states = self.central.states
                     rows = [station_row(states[s]) for s in sorted(ids) if s in states]
+                    for s in ids:
+                        if s in states:
+                            self._seen_sent[s] = states[s].last_seen
                     if rows:
                         data = _sse("rows", {"rows": rows, "at": time.time(), "now": self._now()})
                         self.batches += 1
