@@ -22,9 +22,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import pytest_asyncio
 
-from tests.conftest import IN_CI
-
-CHROMIUM = Path(os.environ.get("CSMS_CHROMIUM", "/usr/bin/chromium"))
+DEFAULT_CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 N_STATIONS = 20
 XSS_ID = "FE<img src=x onerror=window.__xss=1><script>"
@@ -32,21 +30,26 @@ XSS_VENDOR = "<script>window.__xss=2</script>"
 SPEED = 60.0
 
 
+def chromium() -> Path:
+    return Path(os.environ.get("CSMS_CHROMIUM", DEFAULT_CHROMIUM))
+
+
 def _missing() -> str | None:
     try:
         import playwright.async_api  # noqa: F401
     except ImportError:
         return "the playwright package is not installed (pip install -e '.[dev]')"
-    if not CHROMIUM.is_file():
-        return f"{CHROMIUM} is missing (apt-get install -y chromium)"
+    if not chromium().is_file():
+        return f"{chromium()} is missing (apt-get install -y chromium)"
     return None
 
 
 def require_chromium() -> None:
+    """Return when Chromium and Playwright are there; else fail under CI=true, skip elsewhere."""
     reason = _missing()
     if reason is None:
         return
-    if IN_CI:
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(f"{reason} (CI=true: the browser tests must run)")
     print(f"\nskipping the console browser tests: {reason}", file=sys.stderr)
     pytest.skip(reason)
@@ -131,7 +134,7 @@ async def console(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Con
         store = site.central.store
         read, _ = await issue_token(store, "viewer", "read")
         operator, _ = await issue_token(store, "duty-operator", "operator")
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        browser = await pw.chromium.launch(executable_path=str(chromium()), args=CHROMIUM_ARGS, headless=True)
         try:
             yield Console(site, site.service.api.url, read, operator, browser)
         finally:
