@@ -48,8 +48,9 @@ DESCRIPTION = """\
 Operator API of the CSMS (OCPP 2.0.1 / 2.1, bidirectional chargers).
 
 * **Auth**: `Authorization: Bearer <token>`; tokens come from
-  `csms admin token create NAME --scope read|operator`. `read` allows every GET, `operator` also
-  commands and writes. 401 = missing/invalid token, 403 = scope too low.
+  `csms admin token create NAME --scope read|operator|admin`. `read` allows every GET, `operator`
+  also commands and writes, `admin` also the station registry (POST/PATCH/DELETE `/api/v1/stations`).
+  401 = missing/invalid token, 403 = scope too low.
 * **Errors**: always `{"error": {"code": "...", "message": "...", "details": {...}}}`.
 * **Lists** are pages: `limit` / `offset`; follow `next_offset` until it is null.
 * **Commands** (`POST /api/v1/stations/{id}/commands/<Action>`) return the station's OCPP answer
@@ -133,7 +134,7 @@ def _version() -> str:
 def create_app(service_or_central: Any) -> FastAPI:
     """The API app for a :class:`csms.service.Service` or a bare :class:`csms.central.CentralSystem`."""
     from . import commands
-    from .routes import grid, stations, tokens
+    from .routes import grid, registry, stations, tokens
 
     version = _version()
     app = FastAPI(
@@ -152,6 +153,7 @@ def create_app(service_or_central: Any) -> FastAPI:
 
     stations.router.tags = ["stations"]
     app.include_router(stations.router)
+    app.include_router(registry.router)
     app.include_router(commands.router)
     app.include_router(tokens.router)
     app.include_router(grid.router)
