@@ -155,6 +155,16 @@ async def test_grid_event_form_validation_live_chart_cancel_and_report(console: 
     await until(page, "Number(document.getElementById('event-chart').dataset.samples || 0) >= 6", 20)
     await _shot(page, tmp_path, "console-event-live.png")
 
+    # a drop-out shows up as it happens
+    cars = await page.locator("#cars tbody tr[data-station]").evaluate_all("rows => rows.map(r => r.dataset.station)")
+    lost = next(s for s in reversed(cars) if s != XSS_ID and not s.startswith("FE20-001"))
+    console.station(lost).disconnect()
+    try:
+        drop = page.locator("#dropouts li", has_text=lost)
+        await drop.and_(page.locator("li", has_text="station offline")).wait_for()
+    finally:
+        console.station(lost).reconnect()
+
     # cancel: confirmation, then the final report with its downloads
     await page.click("#cancel-event")
     await page.wait_for_selector("#event-status:has-text('cancelled')")
