@@ -159,9 +159,10 @@ def create_app(service_or_central: Any) -> FastAPI:
     app.include_router(grid.router)
     app.state.grid_webhook = _mount_grid(app)
 
-    from csms.web import mount_console
+    if ctx.central.settings.api.console:
+        from csms.web import mount_console
 
-    mount_console(app)
+        mount_console(app)
 
     @app.get("/health", response_model=Health, tags=["meta"], summary="Liveness (no token needed)")
     async def health() -> Health:

@@ -24,6 +24,7 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import escape
 from pydantic import BaseModel, ValidationError
 
 from csms.api.errors import ApiError
@@ -127,8 +128,6 @@ def _forbidden(message: str) -> HTMLResponse:
 
 
 def _esc(text: str) -> str:
-    from markupsafe import escape
-
     return str(escape(text))
 
 

@@ -159,3 +159,21 @@ async def test_fleet_stream_sends_a_snapshot_then_coalesced_rows(env: Env) -> No
                 reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await reader
+
+
+async def test_console_can_be_switched_off(tmp_path: Path) -> None:
+    from csms.service import Service
+    from tests.api.support import api_settings
+
+    settings = api_settings(tmp_path)
+    settings.api.console = False
+    service = Service(settings)
+    await service.start()
+    try:
+        assert service.api is not None
+        async with httpx.AsyncClient(base_url=service.api.url) as c:
+            assert (await c.get("/console/login")).status_code == 404
+            assert (await c.get("/console/static/console.js")).status_code == 404
+            assert (await c.get("/health")).status_code == 200
+    finally:
+        await service.stop()
