@@ -6,6 +6,8 @@ import structlog
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from csms.api.apitokens import hash_token
+
 from . import session
 from .pages import (
     PREFIX,
@@ -30,6 +32,10 @@ def _safe_next(nxt: str) -> str:
     return nxt if nxt.startswith(PREFIX + "/") and not nxt.startswith("//") and "\\" not in nxt else PREFIX + "/"
 
 
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client is not None else None
+
+
 @router.get("/login")
 async def login_page(request: Request, next: str = "") -> HTMLResponse:
     return _login_response(request, next)
@@ -42,10 +48,9 @@ async def login(request: Request) -> Response:
         return _login_response(request, form.get("next", ""), "the sign-in form expired; try again", 403)
     token = form.get("token", "").strip()
     store = request.app.state.ctx.central.store
-    from csms.api.apitokens import hash_token
-
     row = await store.find_api_token_by_hash(hash_token(token)) if token and store is not None else None
     if row is None:
+        log.warning("console sign-in refused: unknown or revoked token", client=_client(request))
         return _login_response(request, form.get("next", ""), "unknown or revoked API token", 401)
     resp = RedirectResponse(_safe_next(form.get("next", "")), status_code=303)
     session.set_session(resp, request, token)
