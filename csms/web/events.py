@@ -81,8 +81,7 @@ async def events_page(request: Request) -> Response:
     if user is None:
         return login_redirect(request)
     book = _book(request)
-    events = list(book.list()) if book is not None else []
-    events.sort(key=lambda e: e.start, reverse=True)
+    events = _events(book)
     now = request.app.state.ctx.central.now()
     return render(
         "events.html",
@@ -95,6 +94,20 @@ async def events_page(request: Request) -> Response:
         errors={},
         general=None,
     )
+
+
+def _events(book: Any) -> list[Any]:
+    events = list(book.list()) if book is not None else []
+    events.sort(key=lambda e: e.start, reverse=True)
+    return events
+
+
+@router.get("/events-table")
+async def events_table(request: Request) -> Response:
+    """The events table alone (the list page polls it, so statuses change without a reload)."""
+    if await page_user(request) is None:
+        return Response(status_code=401)
+    return render("_events_table.html", request, events=_events(_book(request)))
 
 
 @router.post("/events")

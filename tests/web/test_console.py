@@ -178,6 +178,8 @@ async def test_grid_event_form_validation_live_chart_cancel_and_report(console: 
     assert "delivered_kw" in (await csv.text()).splitlines()[0]
     js = await page.request.get(f"{console.url}/console/events/{event_id}/report.json")
     assert js.status == 200 and (await js.json())["event_id"] == event_id
+    await page.goto(f"{console.url}/console/events")
+    assert await page.locator(f'#events tr[data-event="{event_id}"]').get_attribute("data-status") == "cancelled"
     await page.context.close()
 
 
