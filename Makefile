@@ -36,6 +36,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.rpc_throughput
 	$(BIN)/python -m bench.planner
+	$(BIN)/python -m bench.console
 
 # Re-resolve every dependency to the newest versions pyproject.toml allows and rewrite both
 # lock files (runtime only, and runtime + dev). Review the diff, run `make test`, commit.
