@@ -278,6 +278,8 @@ def main() -> None:
     ap.add_argument("--gap", type=float, default=0.1, help="seconds between two state changes")
     ap.add_argument("--meter-rate", type=float, default=200.0, help="MeterValues per second, whole fleet")
     a = ap.parse_args()
+    if not Path(CHROMIUM).is_file():
+        raise SystemExit(f"bench.console needs headless Chromium at {CHROMIUM} (apt-get install -y chromium)")
     asyncio.run(run(a.stations, a.samples, a.gap, a.meter_rate))
 
 
