@@ -10,6 +10,11 @@ with an operator API token. While the event runs it shows the simulated time, ta
 delivered and planned power, cars connected and commands in a live terminal view; at the end it
 prints the delivery report and where the plot, CSV and JSON were written.
 
+It also prints the operator web console's URL and a read-scope API token to sign in with, so
+the event can be watched in a browser (fleet, stations, the live target-vs-delivered chart,
+then the report); with ``keep_serving`` (``csms demo``'s default; ``--exit`` turns it off) the
+CSMS, the fleet and the console stay up after the report until Ctrl-C.
+
 The default target (70 % of what a perfect-foresight dispatcher could hold flat with the
 default fleet) keeps the event feasible for the whole window; pass ``target_kw`` to ask for
 more and see the planner report the shortfall.
@@ -65,6 +70,7 @@ async def run_demo_async(
     console: Any = None,
     log_level: str = "warning",
     grid: str = "leap",
+    keep_serving: bool = False,
 ) -> dict[str, Any]:
     """Run one grid export event against a simulated fleet and return its final report.
 
@@ -83,6 +89,8 @@ async def run_demo_async(
             the first SetChargingProfile fan-out - about a second of wall time, minutes of
             simulated time at x150 - lands before 16:00).
         live: show the rich Live view (else one line per simulated 15 minutes).
+        keep_serving: after the report, keep the CSMS, the fleet and the web console running
+            until Ctrl-C (the report is returned then).
         grid: where the event comes from: ``leap`` (a Leap webhook notification) or
             ``openadr3`` (the bundled OpenADR 3 VTN simulator: the CSMS's VEN registers,
             subscribes, receives the event by callback and reports every 5-minute interval).
@@ -123,7 +131,9 @@ async def run_demo_async(
             fleet_config, base, epoch=epoch, speed=speed, options=options, dispatch=dispatch, api=True,
             openadr3=openadr3,
         ) as site:  # fmt: skip
-            report = await _run_event(site, vtn, out, zone, day, t_start, t_end, send_at, target, live, wall0, tz)
+            report = await _run_event(
+                site, vtn, out, zone, day, t_start, t_end, send_at, target, live, wall0, tz, keep_serving
+            )
     finally:
         if vtn is not None:
             await vtn.stop()
@@ -143,10 +153,12 @@ async def _run_event(
     live: bool,
     wall0: float,
     tz: str,
+    keep_serving: bool = False,
 ) -> dict[str, Any]:
     base = site.central.settings.data_dir
     out.print(f"CSMS up (OCPP :{site.central.port}, API {site.service.api.url}); fleet online in "
               f"{time.perf_counter() - wall0:.1f} s")  # fmt: skip
+    console_url = await _console_access(site, out)
     if site.clock.now() > send_at:
         out.print(f"[yellow]start-up took longer than the lead-in: the event is sent at "
                   f"{site.clock.now().astimezone(zone):%H:%M} instead of {send_at:%H:%M}[/]")  # fmt: skip
@@ -182,7 +194,25 @@ async def _run_event(
         reports = vtn.state.reports_for(event_id)
         n = len(reports[0]["resources"][0]["intervals"]) if reports else 0
         out.print(f"OpenADR 3: the VTN holds a delivery report of [bold]{n}[/] 5-minute intervals for {event_id}")
+    if keep_serving:
+        out.print(f"[bold]the console stays up[/] at {console_url} (the report is on the event's page); "
+                  "press Ctrl-C to stop")  # fmt: skip
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels this task; shut down cleanly
+            out.print("stopping the demo")
     return report
+
+
+async def _console_access(site: Any, out: Any) -> str:
+    """Print the web console's URL and a read-scope token to sign in with; return the URL."""
+    from csms.api.apitokens import issue_token
+
+    token, _ = await issue_token(site.central.store, "demo-console", "read")
+    url = f"{site.service.api.url}/console/"
+    out.print(f"web console: [bold]{url}[/]  sign in with this read token:")
+    out.print(token, markup=False, highlight=False, soft_wrap=True)
+    return url
 
 
 async def _start_vtn() -> Any:

@@ -107,6 +107,7 @@ async def running_site(
     record: bool = False,
     prepare: Callable[[Any], None] | None = None,
     reconcile_wait_s: float = 3.0,
+    frame_log_limit: int = 0,
     openadr3: OpenAdr3Settings | None = None,
 ) -> AsyncIterator[Site]:
     """Start the CSMS (with the controller as a service part) and the fleet; stop both after.
@@ -117,7 +118,15 @@ async def running_site(
     """
     from simulators import Fleet
 
-    settings = make_settings(data_dir, epoch=epoch, speed=speed, api=api, dispatch=dispatch, openadr3=openadr3)
+    settings = make_settings(
+        data_dir,
+        epoch=epoch,
+        speed=speed,
+        api=api,
+        dispatch=dispatch,
+        frame_log_limit=frame_log_limit,
+        openadr3=openadr3,
+    )
     clock = Clock(epoch, speed)
     ids = [s.id for s in fleet_config.all_stations()]
     await register(settings, ids)
