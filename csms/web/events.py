@@ -190,10 +190,12 @@ async def event_page(request: Request, event_id: str) -> Response:
     report = await _final_report(request, event_id)
     chart = None
     has_plot = False
+    settlement = None
     if report is not None:
         chart = _report_chart(report, event)
         plot = report.get("plot_path")
         has_plot = bool(plot)
+        settlement = await _settlement(request, event)
     return render(
         "event.html",
         request,
@@ -203,8 +205,29 @@ async def event_page(request: Request, event_id: str) -> Response:
         report=report,
         chart=chart,
         has_plot=has_plot,
+        settlement=settlement,
         cancellable=event.status in ("pending", "active"),
     )
+
+
+def _report_tz(request: Request) -> str:
+    ctl = controller(request)
+    return str(getattr(getattr(ctl, "options", None), "report_tz", "UTC") or "UTC")
+
+
+async def _settlement(request: Request, event: Any, method: str = "10of10") -> dict[str, Any] | None:
+    """The event's settlement against the baseline (:mod:`csms.grid.settlement`), or None."""
+    from csms.grid.meterdata import settle_event
+    from csms.grid.settlement import BaselineOptions
+
+    store = request.app.state.ctx.central.store
+    if store is None:
+        return None
+    try:
+        return await settle_event(store, event, options=BaselineOptions(method=method), tz=_report_tz(request))  # type: ignore[arg-type]
+    except Exception as exc:  # the page still shows the delivery report
+        log.warning("console settlement failed", event_id=event.id, error=str(exc))
+        return None
 
 
 def _report_chart(report: dict[str, Any], event: Any) -> dict[str, Any]:
@@ -344,6 +367,26 @@ async def report_csv(request: Request, event_id: str) -> Response:
 @router.get("/events/{event_id}/report.json")
 async def report_json(request: Request, event_id: str) -> Response:
     return await _report_download(request, event_id, "json")
+
+
+@router.get("/events/{event_id}/settlement.csv")
+async def settlement_csv(request: Request, event_id: str) -> Response:
+    """The settlement rows (DSGS Option 3 claim data) as CSV."""
+    from csms.api.routes import grid as api
+    from csms.grid.settlement import settlement_csv as to_csv
+
+    if await page_user(request) is None:
+        return Response(status_code=401)
+    book = _book(request)
+    event = book.get(event_id) if book is not None else None
+    report = await _settlement(request, event) if event is not None else None
+    if report is None:
+        return HTMLResponse("<p class='error'>no settlement for this event</p>", status_code=404)
+    return Response(
+        to_csv(report),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{api._safe(event_id)}.settlement.csv"'},
+    )
 
 
 @router.get("/events/{event_id}/report.png")

@@ -178,6 +178,11 @@ async def test_grid_event_form_validation_live_chart_cancel_and_report(console: 
     assert "delivered_kw" in (await csv.text()).splitlines()[0]
     js = await page.request.get(f"{console.url}/console/events/{event_id}/report.json")
     assert js.status == 200 and (await js.json())["event_id"] == event_id
+    # the settlement against the baseline, hour by hour (no past days here: pre-event fallback)
+    assert await page.locator("#settlement tbody tr").count() >= 2
+    settle = await page.request.get(f"{console.url}/console/events/{event_id}/settlement.csv")
+    assert settle.status == 200 and settle.headers["content-type"].startswith("text/csv")
+    assert (await settle.text()).splitlines()[0].startswith("event_id,hour_start,hour_local,target_kwh,baseline_kwh")
     await page.goto(f"{console.url}/console/events")
     assert await page.locator(f'#events tr[data-event="{event_id}"]').get_attribute("data-status") == "cancelled"
     await page.context.close()
