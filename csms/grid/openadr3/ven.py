@@ -261,15 +261,20 @@ class OpenAdr3Ven:
             except Exception:
                 wait = s.poll_interval_s
                 log.exception("OpenADR 3 VEN loop failed", vtn=s.vtn_url)
-            await self._sleep(wait)
+            await self._sleep(wait, wakeable=self.down_since is None)  # no shortcut while backing off
 
     def _after(self, seconds: float) -> datetime:
         return self.clock.now() + timedelta(seconds=seconds)
 
-    async def _sleep(self, sim_seconds: float) -> None:
-        self._wake.clear()
+    async def _sleep(self, sim_seconds: float, *, wakeable: bool = True) -> None:
+        """Sleep ``sim_seconds`` of the CSMS clock; when ``wakeable``, less if :meth:`wake` is
+        called (also before: a report interval queued while the loop was busy goes out at once)."""
+        if not wakeable:
+            await self.clock.sleep(sim_seconds)
+            return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=self.clock.wall_seconds(sim_seconds))
+        self._wake.clear()
 
     # ------------------------------------------------------------------ registration
     def _resource_names(self) -> list[str]:
