@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -74,7 +74,7 @@ async def test_ven_over_http(tmp_path: Path) -> None:
         ven_name="garage-ven",
         programs=["dsgs-option-3"],
         callback_url="auto",
-        poll_interval_s=600.0,
+        poll_interval_s=300.0,
         backoff_initial_s=60.0,
         backoff_max_s=120.0,
         request_timeout_s=2.0,
@@ -98,39 +98,44 @@ async def test_ven_over_http(tmp_path: Path) -> None:
             assert subs[0]["objectOperations"][0]["callbackUrl"].endswith("/grid/openadr3/notify")
             assert ("POST", "/auth/token", 200) in state.requests
 
-            # 2. event A by subscription, 16:00-16:30, 20 kW
-            a = await bl.event(program, local(16), [20.0, 20.0])
+            # 2. event A by subscription, 16:00-16:45, 20 kW
+            a = await bl.event(program, local(16), [20.0, 20.0, 20.0])
             await until(lambda: site.book.get(a) is not None, timeout=5)
             assert ven.arrivals[a] == "webhook"
             await until(lambda: any(d.object_id == a and d.status == 200 for d in state.deliveries), timeout=5)
             ev_a = site.book.get(a)
-            assert ev_a.direction == "export" and [iv.target_kw for iv in ev_a.intervals] == [20.0, 20.0]
-            assert ev_a.start == local(16) and ev_a.end == local(16, 30)
+            assert ev_a.direction == "export" and [iv.target_kw for iv in ev_a.intervals] == [20.0] * 3
+            assert ev_a.start == local(16) and ev_a.end == local(16, 45)
 
-            # dispatch delivers it, and the VTN gets the report interval by interval
-            await until(lambda: len(report_intervals(state, a)) >= 2, timeout=30)
+            # dispatch delivers it, and the VTN gets the report interval by interval, during the event
+            await until(lambda: report_intervals(state, a), timeout=30)
+            first_len = len(report_intervals(state, a))
+            assert site.clock.now() < local(16, 45) and first_len < 9
+            await until(lambda: len(report_intervals(state, a)) > first_len, timeout=10)
+            report_id = state.reports_for(a)[0]["id"]
+            assert state.requests.count(("PUT", f"/reports/{report_id}", 200)) >= 1, "updated, not re-created"
             first = report_intervals(state, a)
             assert [iv["id"] for iv in first] == list(range(len(first)))
-            assert site.clock.now() < local(16, 30), "reports arrive during the event, not only at its end"
             demand = [iv["payloads"][1]["values"][0] for iv in first]
             assert all(d < -5.0 for d in demand[1:]), f"the fleet exports (negative demand): {demand}"
-            assert state.requests.count(("PUT", f"/reports/{state.reports_for(a)[0]['id']}", 200)) >= 1
 
-            # 3. callbacks blocked: event B (16:30-17:00, 15 kW) only by polling
+            # 3. callbacks blocked: event B (16:45-17:15, 15 kW) only by polling
             for sub in state.objects["subscriptions"].values():
                 sub["objectOperations"][0]["callbackUrl"] = "http://127.0.0.1:9/unreachable"
             polls = ven.polls
-            b_obj = export_event(program, local(16, 30), [15.0, 15.0])
+            b_obj = export_event(program, local(16, 45), [15.0, 15.0])
             b = (await bl.call("POST", "/events", b_obj, expect=201))["id"]
             await until(lambda: site.book.get(b) is not None, timeout=15)
             assert ven.polls > polls and ven.arrivals[b] == "poll"
             await until(lambda: any(d.object_id == b for d in state.deliveries), timeout=5)
             assert all(d.status is None and d.error for d in state.deliveries if d.object_id == b)
 
-            # 4. the VTN goes down at 16:10 for a quarter of an hour (simulated)
-            await site.clock.sleep_until(local(16, 10))
+            # 4. the VTN goes down (at 16:10, or now if later) for a quarter of an hour, while A runs
+            down_at = max(site.clock.now(), local(16, 10))
+            assert down_at < local(16, 30), "the outage starts while event A is running"
+            await site.clock.sleep_until(down_at)
             await vtn.stop()
-            await site.clock.sleep_until(local(16, 25))
+            await site.clock.sleep_until(down_at + timedelta(minutes=15))
             assert ven.down_since is not None, "the VEN noticed"
             sent_before = len(report_intervals(state, a))
             await vtn.start()
@@ -140,7 +145,7 @@ async def test_ven_over_http(tmp_path: Path) -> None:
             await bl.call("PUT", f"/events/{b}", changed, expect=200)
             await until(lambda: ven.down_since is None and ven.outages, timeout=15)
             await until(lambda: [iv.target_kw for iv in site.book.get(b).intervals] == [15.0, 10.0], timeout=15)
-            await until(lambda: len(report_intervals(state, a)) >= 6, timeout=20)
+            await until(lambda: len(report_intervals(state, a)) >= 9, timeout=20)
             assert len(report_intervals(state, a)) > sent_before, "the outage's intervals arrived afterwards"
             starts = [iv["intervalPeriod"]["start"] for iv in report_intervals(state, a)]
             assert len(set(starts)) == len(starts)
@@ -195,7 +200,7 @@ async def test_ven_over_http(tmp_path: Path) -> None:
                 assert "10of10 needs 5 eligible days" in claim["baseline"]["notes"][0]
                 (hour,) = claim["hours"]
                 assert hour["hour_local"] == "2026-08-18 16:00"
-                assert hour["target_kwh"] == pytest.approx(10.0)  # 20 kW for 30 min
+                assert hour["target_kwh"] == pytest.approx(15.0)  # 20 kW for 45 min
                 assert hour["delivered_export_kwh"] > 5.0
                 assert hour["incremental_kwh"] == pytest.approx(hour["baseline_kwh"] - hour["actual_net_import_kwh"])
                 csv_text = (await api.get(f"/api/v1/grid/events/{a}/settlement.csv")).text
