@@ -4,8 +4,9 @@ History: the stored transactions of the last ``lookback_days`` (arrival = ``star
 departure = ``ended_at``; battery, SoC, promise, floor and power limits from the charging needs
 the car reported, defaults where it reported none), grouped by the local date of arrival; the
 last ``days`` days of the same kind as the forecast day (weekday / weekend) are the scenarios
-(any kind when fewer than 3 such days exist). Known cars: the transactions open now, with the
-SoC of their latest meter value and their announced departure.
+(any kind when fewer than 3 such days exist). Known cars: the transactions open at the forecast's
+moment, with the SoC of their latest meter value (or, for a forecast "as of" a past moment, the
+SoC they arrived with) and their announced departure.
 """
 
 from __future__ import annotations
@@ -71,14 +72,19 @@ async def load_stays(
     while True:
         rows = await store.list_transactions(limit=page, offset=offset)
         for tx in rows:
-            if tx.started_at is None:
+            if tx.started_at is None or tx.started_at > now:
                 continue
-            if tx.ended_at is None:
+            if tx.ended_at is None:  # plugged in now: its live SoC, its announced departure
                 soc = _live_soc(central, tx.station_id, tx.transaction_id)
-                s = stay_from(tx.charging_needs, now, None, soc_now=soc)
+                s = stay_from(tx.charging_needs, now, None, soc_now=soc) if soc is not None else None
+                s = s or stay_from(tx.charging_needs, tx.started_at, None)
                 if s.departure > now:
                     known.append(s)
-            elif tx.started_at >= since and tx.ended_at <= now:
+            elif tx.ended_at > now:  # a forecast "as of" a past moment: plugged in then
+                s = stay_from(tx.charging_needs, tx.started_at, None)  # announced, not actual, departure
+                if s.departure > now:
+                    known.append(s)
+            elif tx.started_at >= since:
                 day = tx.started_at.astimezone(zone).date()
                 by_day[day].append(stay_from(tx.charging_needs, tx.started_at, tx.ended_at))
         if len(rows) < page or (rows and rows[-1].started_at is not None and rows[-1].started_at < since):
