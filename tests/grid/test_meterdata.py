@@ -88,3 +88,60 @@ async def test_ten_of_ten_settlement_from_stored_days(store: Store, tmp_path: Pa
     assert read(report["csv_path"]).splitlines()[1].startswith("ev-1,2026-08-18T23:00:00Z")
     zero = await settle_event(store, event, options=BaselineOptions(method="zero"), tz="America/Los_Angeles")
     assert zero["hours"][0]["incremental_kwh"] == pytest.approx(30.0)
+
+
+def tx_event(kind: str, seq: int, at: datetime, tx: str) -> dict[str, Any]:
+    return {
+        "eventType": kind,
+        "timestamp": at.isoformat().replace("+00:00", "Z"),
+        "triggerReason": "CablePluggedIn" if kind == "Started" else "EVDeparted",
+        "seqNo": seq,
+        "transactionInfo": {"transactionId": tx},
+        "evse": {"id": 1, "connectorId": 1},
+    }
+
+
+NEEDS = {
+    "soc": 90.0,
+    "capacity_wh": 60000.0,
+    "target_soc": 50.0,
+    "min_soc": 20.0,
+    "max_charge_w": 15000.0,
+    "max_discharge_w": 15000.0,
+}
+
+
+async def test_forecast_from_stored_sessions(store: Store) -> None:
+    """Ten past weekdays with one car 08:00-18:00 local, and one car plugged in at 15:00 today
+    that has announced 20:00: forecast as of 16:00."""
+    from types import SimpleNamespace
+    from zoneinfo import ZoneInfo
+
+    from csms.grid.forecast_store import store_forecast
+
+    la = ZoneInfo("America/Los_Angeles")
+    today = datetime(2026, 8, 18, tzinfo=la)  # Tuesday
+    k = 0
+    for back in range(1, 15):
+        day = today - timedelta(days=back)
+        if day.weekday() >= 5:
+            continue
+        k += 1
+        arr, dep = day.replace(hour=8).astimezone(UTC), day.replace(hour=18).astimezone(UTC)
+        await store.apply_transaction_event(f"S{k}", tx_event("Started", 0, arr, f"T{k}"))
+        await store.set_transaction_fields(f"S{k}", f"T{k}", charging_needs=NEEDS)
+        await store.apply_transaction_event(f"S{k}", tx_event("Ended", 1, dep, f"T{k}"))
+    arr = today.replace(hour=15).astimezone(UTC)
+    await store.apply_transaction_event("NOW", tx_event("Started", 0, arr, "TNOW"))
+    departure = today.replace(hour=20).astimezone(UTC).isoformat()
+    await store.set_transaction_fields("NOW", "TNOW", charging_needs={**NEEDS, "departure_time": departure})
+    await store.apply_transaction_event("NOW", tx_event("Ended", 1, today.replace(hour=19).astimezone(UTC), "TNOW"))
+
+    now = today.replace(hour=16).astimezone(UTC)
+    fc = await store_forecast(SimpleNamespace(store=store, states={}), now, hours=5, tz="America/Los_Angeles")
+    assert fc.scenarios == 10 and fc.known_cars == 1, "as of 16:00 the car that left at 19:00 was plugged in"
+    by_hour = {h.start.astimezone(la).hour: h for h in fc.hours}
+    # the history's cars arrived at 08:00: no arrivals after 16:00, so only the known car counts,
+    # until its announced (not its actual) departure at 20:00
+    assert by_hour[16].kw_p50 == pytest.approx(15.0) and by_hour[16].kw_p10 == by_hour[16].kw_p90
+    assert by_hour[19].kw_p50 > 0 and by_hour[20].kw_p50 == 0.0
