@@ -151,7 +151,9 @@ class OpenAdr3Settings(_Section):
     )
     subscribe: bool = Field(True, description="subscribe with a webhook callback (needs callback_url)")
     callback_url: str | None = Field(
-        None, description="public URL of POST /grid/openadr3/notify on this CSMS's API; none: poll only"
+        None,
+        description="public URL of POST /grid/openadr3/notify on this CSMS's API; none: poll only; "
+        "'auto': this CSMS's own API URL (a VTN on the same host, as in the demo and tests)",
     )
     poll_interval_s: float = Field(60.0, gt=0, description="seconds (of the CSMS clock) between GET /events")
     report: bool = Field(True, description="post delivery reports (USAGE, DEMAND per 5 min) for VTN events")
