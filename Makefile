@@ -2,6 +2,7 @@
 # create it on first use and install exact, hash-checked versions from requirements/dev.lock
 # (see "Dependencies" in the README). `make lock` refreshes the lock files from pyproject.toml.
 PYTHON ?= python3
+DEMO_ARGS ?=
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -19,7 +20,7 @@ $(STAMP): $(LOCK) pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/csms demo
+	$(BIN)/csms demo $(DEMO_ARGS)
 
 serve: $(STAMP)
 	$(BIN)/csms serve
@@ -35,6 +36,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.rpc_throughput
 	$(BIN)/python -m bench.planner
+	$(BIN)/python -m bench.console
 
 # Re-resolve every dependency to the newest versions pyproject.toml allows and rewrite both
 # lock files (runtime only, and runtime + dev). Review the diff, run `make test`, commit.

@@ -104,6 +104,7 @@ class ApiSettings(_Section):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    console: bool = Field(True, description="serve the operator web console under /console/")
 
 
 class V2XSettings(_Section):
@@ -134,6 +135,40 @@ class MqttSettings(_Section):
     client_id: str | None = Field(None, description="stable MQTT client id (persistent session); default from host")
     event_topic: str = "csms/grid/events"
     status_topic: str = "csms/grid/status"
+
+
+class OpenAdr3Settings(_Section):
+    """The OpenADR 3 VEN (:mod:`csms.grid.openadr3`): off unless ``enabled``."""
+
+    enabled: bool = False
+    vtn_url: str = Field("http://127.0.0.1:8081", description="VTN base URL including its base path")
+    token_url: str | None = Field(None, description="OAuth2 token endpoint; default <vtn_url>/auth/token")
+    client_id: str = "csms-ven"
+    client_secret: str = ""
+    ven_name: str = Field("csms-ven", min_length=1, max_length=128)
+    programs: list[str] = Field(
+        default_factory=list, description="programName values to follow; empty: every program the VTN lists"
+    )
+    resources: Literal["stations", "site"] = Field(
+        "stations", description="register each station as a resource, or the site as one resource"
+    )
+    subscribe: bool = Field(True, description="subscribe with a webhook callback (needs callback_url)")
+    callback_url: str | None = Field(
+        None,
+        description="public URL of POST /grid/openadr3/notify on this CSMS's API; none: poll only; "
+        "'auto': this CSMS's own API URL (a VTN on the same host, as in the demo and tests)",
+    )
+    poll_interval_s: float = Field(60.0, gt=0, description="seconds (of the CSMS clock) between GET /events")
+    report: bool = Field(True, description="post delivery reports (USAGE, DEMAND per 5 min) for VTN events")
+    request_timeout_s: float = Field(10.0, gt=0)
+    backoff_initial_s: float = Field(5.0, gt=0, description="first retry after the VTN stopped answering, s")
+    backoff_max_s: float = Field(300.0, gt=0, description="longest wait between retries, s")
+    simple_levels_kw: dict[int, float] = Field(
+        default_factory=lambda: {0: 0.0, 1: 100.0, 2: 200.0, 3: 400.0},
+        description="SIMPLE level -> export kW",
+    )
+    price_export_threshold: float | None = Field(None, description="PRICE at or above which to export")
+    price_export_kw: float = Field(0.0, ge=0, description="export kW when the PRICE threshold is reached")
 
 
 class ClusterSettings(_Section):
@@ -179,6 +214,7 @@ class Settings(BaseSettings):
     v2x: V2XSettings = V2XSettings()
     dispatch: DispatchSettings = DispatchSettings()
     mqtt: MqttSettings = MqttSettings()
+    openadr3: OpenAdr3Settings = OpenAdr3Settings()
     cluster: ClusterSettings = ClusterSettings()
 
     @classmethod

@@ -96,4 +96,18 @@ def add_grid_parts(service: Service) -> Any:
     service.parts.append(controller)
     if service.settings.mqtt.enabled:
         service.parts.append(MqttIntake(service, controller))
+    if service.settings.openadr3.enabled:
+        service.parts.append(openadr3_ven(service, controller))
     return controller
+
+
+def openadr3_ven(service: Service, controller: Any) -> Any:
+    """The OpenADR 3 VEN part (after the controller: it uses its event book), answering forecast
+    requests from the stored sessions."""
+    from csms.grid.forecast_store import store_forecast_rows
+    from csms.grid.openadr3.ven import OpenAdr3Ven
+
+    async def forecast(now: Any) -> list[dict[str, Any]]:
+        return await store_forecast_rows(service.central, now)
+
+    return OpenAdr3Ven(service, controller, forecast=forecast)

@@ -10,6 +10,10 @@ every GET, ``operator`` for commands and writes. ``/health``, ``/metrics``, ``/o
 error code and grid event), and a Prometheus scraper then needs no credentials. Bind the API to a
 private interface (``api.host``, default 127.0.0.1) or filter ``/metrics`` at the proxy if even
 that is too much.
+
+The operator web console (:mod:`csms.web`) is mounted on the same app under ``/console/``; it
+signs in with the same API tokens (as an HttpOnly session cookie) and is not in the OpenAPI
+document.
 """
 
 from __future__ import annotations
@@ -156,6 +160,16 @@ def create_app(service_or_central: Any) -> FastAPI:
     app.include_router(grid.router)
     app.include_router(cluster.router)
     app.state.grid_webhook = _mount_grid(app)
+    from csms.grid.openadr3.callback import router as openadr3_callback
+    from csms.grid.routes import router as flexibility_router
+
+    app.include_router(openadr3_callback)  # authenticated by the subscription's bearer token
+    app.include_router(flexibility_router)
+
+    if ctx.central.settings.api.console:
+        from csms.web import mount_console
+
+        mount_console(app)
 
     @app.get("/health", response_model=Health, tags=["meta"], summary="Liveness (no token needed)")
     async def health() -> Health:

@@ -363,14 +363,32 @@ def demo(
     speed: float | None = typer.Option(None, min=1, help="clock speed (default 150: an evening in ~2 min)"),
     data_dir: Path | None = typer.Option(None, help="where the database and reports go (default: a temp dir)"),
     live: bool = typer.Option(True, "--live/--no-live", help="live terminal view, or one line per 15 min"),
+    exit_after: bool = typer.Option(
+        False, "--exit", help="exit after the report (default: keep the web console up until Ctrl-C)"
+    ),
+    grid: str = typer.Option("leap", help="event source: leap (webhook) or openadr3 (the bundled VTN simulator)"),
 ) -> None:
-    """The grid-event demo: CSMS + simulated V2G fleet + an export event, with the delivery report."""
+    """The grid-event demo: CSMS + simulated V2G fleet + an export event, with the delivery report.
+
+    Prints the web console's URL and a read token; after the report the console stays up until
+    Ctrl-C (``--exit``: stop at once, for scripts and CI)."""
     try:
         from csms.demo.event import run_demo
     except ImportError as exc:
         typer.secho(f"the demo is not available in this installation: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None
-    options = {"stations": stations, "target_kw": target_kw, "speed": speed, "data_dir": data_dir, "live": live}
+    if grid not in ("leap", "openadr3"):
+        typer.secho(f"--grid: must be leap or openadr3, not {grid!r}", fg="red", err=True)
+        raise typer.Exit(2)
+    options: dict[str, object] = {
+        "stations": stations,
+        "target_kw": target_kw,
+        "speed": speed,
+        "data_dir": data_dir,
+        "live": live,
+        "keep_serving": not exit_after,
+        "grid": grid,
+    }
     run_demo(**{k: v for k, v in options.items() if v is not None})
 
 
@@ -378,9 +396,11 @@ def _mount_grid_cli() -> None:
     """``csms event ...`` from the grid package, when present."""
     try:
         from csms.grid.cli import event_app
+        from csms.grid.commands import grid_app
     except ImportError:
         return
     app.add_typer(event_app, name="event")
+    app.add_typer(grid_app, name="grid")
 
 
 _mount_grid_cli()

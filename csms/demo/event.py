@@ -10,6 +10,11 @@ with an operator API token. While the event runs it shows the simulated time, ta
 delivered and planned power, cars connected and commands in a live terminal view; at the end it
 prints the delivery report and where the plot, CSV and JSON were written.
 
+It also prints the operator web console's URL and a read-scope API token to sign in with, so
+the event can be watched in a browser (fleet, stations, the live target-vs-delivered chart,
+then the report); with ``keep_serving`` (``csms demo``'s default; ``--exit`` turns it off) the
+CSMS, the fleet and the console stay up after the report until Ctrl-C.
+
 The default target (70 % of what a perfect-foresight dispatcher could hold flat with the
 default fleet) keeps the event feasible for the whole window; pass ``target_kw`` to ask for
 more and see the planner report the shortfall.
@@ -64,6 +69,8 @@ async def run_demo_async(
     live: bool = True,
     console: Any = None,
     log_level: str = "warning",
+    grid: str = "leap",
+    keep_serving: bool = False,
 ) -> dict[str, Any]:
     """Run one grid export event against a simulated fleet and return its final report.
 
@@ -82,7 +89,18 @@ async def run_demo_async(
             the first SetChargingProfile fan-out - about a second of wall time, minutes of
             simulated time at x150 - lands before 16:00).
         live: show the rich Live view (else one line per simulated 15 minutes).
+        keep_serving: after the report, keep the CSMS, the fleet and the web console running
+            until Ctrl-C (the report is returned then).
+        grid: where the event comes from: ``leap`` (a Leap webhook notification) or
+            ``openadr3`` (the bundled OpenADR 3 VTN simulator: the CSMS's VEN registers,
+            subscribes, receives the event by callback and reports every 5-minute interval).
+
+    After the event the settlement (baseline, delivered and incremental energy per hour; the
+    demo's database has no past days, so the 10-of-10 baseline falls back to the pre-event
+    load, as the report says) is printed and written next to the delivery report.
     """
+    if grid not in ("leap", "openadr3"):
+        raise ValueError(f"grid must be leap or openadr3, not {grid!r}")
     from rich.console import Console
 
     from csms.logging import configure_logging
@@ -106,38 +124,199 @@ async def run_demo_async(
     options = ControllerOptions(report_tz=tz)
     dispatch = {"max_offline_duration_s": 180}
     wall0 = time.perf_counter()
-    async with running_site(
-        fleet_config, base, epoch=epoch, speed=speed, options=options, dispatch=dispatch, api=True
-    ) as site:
-        out.print(f"CSMS up (OCPP :{site.central.port}, API {site.service.api.url}); fleet online in "
-                  f"{time.perf_counter() - wall0:.1f} s")  # fmt: skip
-        if site.clock.now() > send_at:
-            out.print(f"[yellow]start-up took longer than the lead-in: the event is sent at "
-                      f"{site.clock.now().astimezone(zone):%H:%M} instead of {send_at:%H:%M}[/]")  # fmt: skip
-        await site.clock.sleep_until(send_at)
+    vtn = await _start_vtn() if grid == "openadr3" else None
+    openadr3 = _ven_settings(vtn) if vtn is not None else None
+    try:
+        async with running_site(
+            fleet_config, base, epoch=epoch, speed=speed, options=options, dispatch=dispatch, api=True,
+            openadr3=openadr3,
+        ) as site:  # fmt: skip
+            report = await _run_event(
+                site, vtn, out, zone, day, t_start, t_end, send_at, target, live, wall0, tz, keep_serving
+            )
+    finally:
+        if vtn is not None:
+            await vtn.stop()
+    return report
+
+
+async def _run_event(
+    site: Any,
+    vtn: Any,
+    out: Any,
+    zone: ZoneInfo,
+    day: date,
+    t_start: datetime,
+    t_end: datetime,
+    send_at: datetime,
+    target: float,
+    live: bool,
+    wall0: float,
+    tz: str,
+    keep_serving: bool = False,
+) -> dict[str, Any]:
+    base = site.central.settings.data_dir
+    out.print(f"CSMS up (OCPP :{site.central.port}, API {site.service.api.url}); fleet online in "
+              f"{time.perf_counter() - wall0:.1f} s")  # fmt: skip
+    console_url = await _console_access(site, out)
+    if site.clock.now() > send_at:
+        out.print(f"[yellow]start-up took longer than the lead-in: the event is sent at "
+                  f"{site.clock.now().astimezone(zone):%H:%M} instead of {send_at:%H:%M}[/]")  # fmt: skip
+    await site.clock.sleep_until(send_at)
+    if vtn is None:
         event_id = f"dsgs-{day.isoformat()}"
         await _send_leap(site, event_id, t_start, t_end, target, out)
-        controller = site.controller
-        view = _LiveView(site, event_id, t_start, t_end, target, zone)
-        if live:
-            from rich.live import Live
+    else:
+        event_id = await _send_openadr3(site, vtn, t_start, t_end, target, out)
+    controller = site.controller
+    view = _LiveView(site, event_id, t_start, t_end, target, zone)
+    if live:
+        from rich.live import Live
 
-            with Live(view.render(), console=out, refresh_per_second=4, transient=False) as lv:
-                while event_id not in controller.finished:
-                    await asyncio.sleep(0.25)
-                    lv.update(view.render())
-        else:
-            next_line = t_start
+        with Live(view.render(), console=out, refresh_per_second=4, transient=False) as lv:
             while event_id not in controller.finished:
-                await asyncio.sleep(0.5)
-                if site.clock.now() >= next_line:
-                    out.print(view.line())
-                    next_line += timedelta(minutes=15)
-        report = controller.finished[event_id]
-        json_path = base / "reports" / f"{event_id}.json"
-        json_path.write_text(json.dumps(report, indent=1, default=str), encoding="utf-8")
-        report["json_path"] = str(json_path)
-        _print_report(out, report, site, time.perf_counter() - wall0)
+                await asyncio.sleep(0.25)
+                lv.update(view.render())
+    else:
+        next_line = t_start
+        while event_id not in controller.finished:
+            await asyncio.sleep(0.5)
+            if site.clock.now() >= next_line:
+                out.print(view.line())
+                next_line += timedelta(minutes=15)
+    report = controller.finished[event_id]
+    json_path = base / "reports" / f"{event_id}.json"
+    json_path.write_text(json.dumps(report, indent=1, default=str), encoding="utf-8")
+    report["json_path"] = str(json_path)
+    _print_report(out, report, site, time.perf_counter() - wall0)
+    await _settlement(site, event_id, base / "reports", tz, out)
+    if vtn is not None:
+        reports = vtn.state.reports_for(event_id)
+        n = len(reports[0]["resources"][0]["intervals"]) if reports else 0
+        out.print(f"OpenADR 3: the VTN holds a delivery report of [bold]{n}[/] 5-minute intervals for {event_id}")
+    if keep_serving:
+        out.print(f"[bold]the console stays up[/] at {console_url} (the report is on the event's page); "
+                  "press Ctrl-C to stop")  # fmt: skip
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels this task; shut down cleanly
+            out.print("stopping the demo")
+    return report
+
+
+async def _console_access(site: Any, out: Any) -> str:
+    """Print the web console's URL and a read-scope token to sign in with; return the URL."""
+    from csms.api.apitokens import issue_token
+
+    token, _ = await issue_token(site.central.store, "demo-console", "read")
+    url = f"{site.service.api.url}/console/"
+    out.print(f"web console: [bold]{url}[/]  sign in with this read token:")
+    out.print(token, markup=False, highlight=False, soft_wrap=True)
+    return url
+
+
+async def _start_vtn() -> Any:
+    """The VTN simulator with the utility's DSGS program already published."""
+    from simulators.vtn import VtnServer, VtnState
+
+    state = VtnState()
+    state.add_client("demo-ven", "demo-ven-secret", "ven")
+    state.add_client("demo-utility", "demo-utility-secret", "bl")
+    vtn = VtnServer(state)
+    await vtn.start()
+    async with _utility(vtn) as (http, headers):
+        body = {"programName": "DSGS-option-3", "programLongName": "Demand Side Grid Support, Option 3"}
+        resp = await http.post("/programs", json=body, headers=headers)
+        resp.raise_for_status()
+    return vtn
+
+
+@contextlib.asynccontextmanager
+async def _utility(vtn: Any) -> Any:
+    """An HTTP client of the VTN with the utility's (business logic) token."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=vtn.url, timeout=30) as http:
+        form = {"grant_type": "client_credentials", "client_id": "demo-utility", "client_secret": "demo-utility-secret"}
+        token = (await http.post("/auth/token", data=form)).json()["access_token"]
+        yield http, {"Authorization": f"Bearer {token}"}
+
+
+def _ven_settings(vtn: Any) -> Any:
+    from csms.config import OpenAdr3Settings
+
+    return OpenAdr3Settings(
+        enabled=True,
+        vtn_url=vtn.url,
+        client_id="demo-ven",
+        client_secret="demo-ven-secret",
+        ven_name="demo-garage-ven",
+        programs=["DSGS-option-3"],
+        callback_url="auto",
+        poll_interval_s=300.0,
+    )
+
+
+async def _send_openadr3(site: Any, vtn: Any, start: datetime, end: datetime, kw: float, out: Any) -> str:
+    """The utility side: create the event on the VTN simulator; the VEN receives it by its
+    subscription's callback (or, failing that, its next poll)."""
+    async with _utility(vtn) as (http, headers):
+        programs = (await http.get("/programs", headers=headers)).json()
+        program = next(p["id"] for p in programs if p["programName"] == "DSGS-option-3")
+        hours = int((end - start).total_seconds() // 3600)
+        event = {
+            "programID": program,
+            "eventName": f"DSGS export {start:%Y-%m-%d}",
+            "priority": 1,
+            "payloadDescriptors": [{"payloadType": "EXPORT_CAPACITY_LIMIT", "units": "KW"}],
+            "intervalPeriod": {"start": start.isoformat(), "duration": "PT1H"},
+            "intervals": [
+                {"id": k, "payloads": [{"type": "EXPORT_CAPACITY_LIMIT", "values": [kw]}]} for k in range(hours)
+            ],
+            "reportDescriptors": [{"payloadType": "USAGE", "readingType": "DIRECT_READ", "units": "KWH"}],
+        }
+        resp = await http.post("/events", json=event, headers=headers)
+    if resp.status_code != 201:
+        raise RuntimeError(f"the VTN refused the event: HTTP {resp.status_code} {resp.text}")
+    event_id = str(resp.json()["id"])
+    async with asyncio.timeout(30):
+        while site.book.get(event_id) is None:  # noqa: ASYNC110 - the VTN calls the VEN back
+            await asyncio.sleep(0.05)
+    how = "callback" if site.ven.notifications else "polling"
+    out.print(f"grid event [bold]{event_id}[/] created on the OpenADR 3 VTN ({vtn.url}); the VEN got it by {how}")
+    return event_id
+
+
+async def _settlement(site: Any, event_id: str, out_dir: Path, tz: str, out: Any) -> dict[str, Any] | None:
+    from rich.table import Table
+
+    from csms.grid.meterdata import settle_event
+
+    event = site.book.get(event_id)
+    if event is None:
+        return None
+    report = await settle_event(site.central.store, event, tz=tz, out_dir=out_dir)
+    b = report["baseline"]
+    t = Table(title=f"settlement {event_id} (baseline {b['method']})")
+    for col in ("hour", "target kWh", "baseline kWh", "net import kWh", "exported kWh", "incremental kWh"):
+        t.add_column(col, justify="right")
+    for r in report["hours"]:
+        t.add_row(
+            r["hour_local"][-5:],
+            f"{r['target_kwh']:.1f}",
+            f"{r['baseline_kwh']:.1f}",
+            f"{r['actual_net_import_kwh']:.1f}",
+            f"{r['delivered_export_kwh']:.1f}",
+            f"{r['incremental_kwh']:.1f}",
+        )
+    s = report["summary"]
+    t.add_row("total", f"{s['target_kwh']:.1f}", f"{s['baseline_kwh']:.1f}", f"{s['actual_net_import_kwh']:.1f}",
+              f"{s['delivered_export_kwh']:.1f}", f"{s['incremental_kwh']:.1f}", style="bold")  # fmt: skip
+    out.print(t)
+    for note in b["notes"]:
+        out.print(f"[yellow]{note}[/]")
+    out.print(f"settlement CSV: {report['csv_path']}")
+    out.print(f"settlement JSON: {report['json_path']}")
     return report
 
 

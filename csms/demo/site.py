@@ -24,6 +24,7 @@ from csms.config import (
     ClockSettings,
     DispatchSettings,
     LogSettings,
+    OpenAdr3Settings,
     ServerSettings,
     Settings,
     StorageSettings,
@@ -47,6 +48,7 @@ def make_settings(
     dispatch: dict[str, Any] | None = None,
     call_timeout: float = 30.0,
     frame_log_limit: int = 0,
+    openadr3: OpenAdr3Settings | None = None,
 ) -> Settings:
     """Settings of a simulated site; the raw OCPP frame log is off by default (at 200x clock
     speed it would be most of the database writes)."""
@@ -59,6 +61,7 @@ def make_settings(
         v2x=V2XSettings(allow_unknown_tokens=True),
         dispatch=DispatchSettings(**(dispatch or {})),
         log=LogSettings(level="warning"),
+        openadr3=openadr3 or OpenAdr3Settings(),
     )
 
 
@@ -68,6 +71,7 @@ class Site:
     controller: DispatchController
     fleet: Any  # simulators.Fleet
     clock: Clock
+    ven: Any = None  # csms.grid.openadr3.ven.OpenAdr3Ven when enabled
 
     @property
     def central(self) -> Any:
@@ -103,21 +107,38 @@ async def running_site(
     record: bool = False,
     prepare: Callable[[Any], None] | None = None,
     reconcile_wait_s: float = 3.0,
+    frame_log_limit: int = 0,
+    openadr3: OpenAdr3Settings | None = None,
 ) -> AsyncIterator[Site]:
     """Start the CSMS (with the controller as a service part) and the fleet; stop both after.
 
     ``prepare(fleet)`` runs after the fleet is built (replay sessions assigned) and before it
-    starts, e.g. to adjust the replayed cars.
+    starts, e.g. to adjust the replayed cars. ``openadr3`` (with ``enabled``) adds the OpenADR 3
+    VEN as a service part (``site.ven``); it registers once the fleet's stations are known.
     """
     from simulators import Fleet
 
-    settings = make_settings(data_dir, epoch=epoch, speed=speed, api=api, dispatch=dispatch)
+    settings = make_settings(
+        data_dir,
+        epoch=epoch,
+        speed=speed,
+        api=api,
+        dispatch=dispatch,
+        frame_log_limit=frame_log_limit,
+        openadr3=openadr3,
+    )
     clock = Clock(epoch, speed)
     ids = [s.id for s in fleet_config.all_stations()]
     await register(settings, ids)
     service = Service(settings, clock=clock)
     controller = DispatchController(service.central, publisher=publisher, options=options)
     service.parts.append(controller)
+    ven = None
+    if openadr3 is not None and openadr3.enabled:
+        from csms.service import openadr3_ven
+
+        ven = openadr3_ven(service, controller)
+        service.parts.append(ven)
     await service.start()
     fleet = None
     reconciled: set[str] = set()
@@ -142,7 +163,7 @@ async def running_site(
                 while len(reconciled) < len(ids):  # noqa: ASYNC110
                     await asyncio.sleep(0.05)
         unsubscribe()
-        yield Site(service, controller, fleet, clock)
+        yield Site(service, controller, fleet, clock, ven)
     finally:
         if fleet is not None:
             await fleet.stop()

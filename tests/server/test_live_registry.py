@@ -18,7 +18,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from csms.central import CLOSE_POLICY
-from tests.support import PASSWORD, TestStation, open_ws
+from tests.support import PASSWORD, TestStation, open_ws, wait_for_api
 from tests.test_serve import free_port
 
 CSMS = [sys.executable, "-m", "csms"]
@@ -41,16 +41,7 @@ async def serving(data_dir: Path) -> AsyncIterator[tuple[int, int]]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}") as http:
-            for _ in range(150):
-                try:
-                    if (await http.get("/health")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
-            else:
-                pytest.fail("csms serve did not come up")
+        await wait_for_api(api_port)
         yield ocpp_port, api_port
     finally:
         proc.terminate()
