@@ -37,7 +37,7 @@ from csms.smartcharging.model import (
     parse_set_charging_profile,
 )
 
-from . import certificates
+from . import certificates, local_auth, reservations
 from .station import BPT_MODES, _dt, _ts
 from .tree import SUPPORTED_OPERATION_MODES
 
@@ -269,10 +269,6 @@ async def unlock_connector(st: Station, p: dict[str, Any]) -> dict[str, Any]:
     if tx is not None and not tx.ended and tx.authorized:
         return {"status": "OngoingAuthorizedTransaction"}
     return {"status": "Unlocked"}
-
-
-async def clear_cache(st: Station, p: dict[str, Any]) -> dict[str, Any]:
-    return {"status": "Accepted"}
 
 
 async def data_transfer(st: Station, p: dict[str, Any]) -> dict[str, Any]:
@@ -669,13 +665,14 @@ _COMMON: dict[str, Handler] = {
     "TriggerMessage": trigger_message,
     "UpdateFirmware": update_firmware,
     "GetLog": get_log,
-    "ClearCache": clear_cache,
     "DataTransfer": data_transfer,
     "SetChargingProfile": set_charging_profile,
     "ClearChargingProfile": clear_charging_profile,
     "GetChargingProfiles": get_charging_profiles,
     "GetCompositeSchedule": get_composite_schedule,
     **certificates.HANDLERS,
+    **local_auth.HANDLERS,
+    **reservations.HANDLERS,
 }
 _V21_ONLY: dict[str, Handler] = {
     "NotifyAllowedEnergyTransfer": notify_allowed_energy_transfer,

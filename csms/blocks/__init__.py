@@ -18,13 +18,23 @@ def all_handlers() -> dict[str, Any]:
         datatransfer,
         diagnostics,
         provisioning,
+        reservation,
         security,
         smartcharging,
         transactions,
     )
 
     table: dict[str, Any] = {}
-    for module in (provisioning, authorization, transactions, security, diagnostics, datatransfer, smartcharging):
+    for module in (
+        provisioning,
+        authorization,
+        transactions,
+        security,
+        diagnostics,
+        datatransfer,
+        smartcharging,
+        reservation,
+    ):
         overlap = table.keys() & module.HANDLERS.keys()
         if overlap:
             raise RuntimeError(f"actions handled twice: {sorted(overlap)}")

@@ -32,7 +32,7 @@ def _tables(conn: Connection) -> set[str]:
 async def test_fresh_database_is_migrated_to_head_and_reopen_is_idempotent(db_url: str) -> None:
     store = await Store.open(db_url)
     try:
-        assert await store.schema_revision() == head_revision() == "0001"
+        assert await store.schema_revision() == head_revision() == "0003"
         async with store.engine.connect() as conn:
             tables = await conn.run_sync(_tables)
             assert set(Base.metadata.tables) | {"alembic_version"} == tables
@@ -43,11 +43,11 @@ async def test_fresh_database_is_migrated_to_head_and_reopen_is_idempotent(db_ur
     for _ in range(2):
         store = await Store.open(db_url)
         try:
-            assert await store.schema_revision() == "0001"
+            assert await store.schema_revision() == "0003"
             assert (await store.get_station("CS-1")).vendor == "V"  # type: ignore[union-attr]
             async with store.engine.connect() as conn:
                 versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
-            assert versions == [("0001",)]
+            assert versions == [("0003",)]
         finally:
             await store.close()
 
@@ -59,14 +59,14 @@ async def test_downgrade_to_base_and_upgrade_again(store: Store) -> None:
     async with store.engine.connect() as conn:
         assert await conn.run_sync(_tables) <= {"alembic_version"}
     await migrate.upgrade(store.engine)
-    assert await store.schema_revision() == "0001" and await store.get_station("CS-1") is None
+    assert await store.schema_revision() == "0003" and await store.get_station("CS-1") is None
 
 
 async def test_concurrent_opens_migrate_once(db_url: str) -> None:
     stores = await asyncio.gather(*(Store.open(db_url) for _ in range(3)))
     try:
         for store in stores:
-            assert await store.schema_revision() == "0001"
+            assert await store.schema_revision() == "0003"
         await stores[0].upsert_station("CS-1")
         assert await stores[2].get_station("CS-1") is not None
     finally:
