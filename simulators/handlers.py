@@ -146,6 +146,7 @@ async def change_availability(st: Station, p: dict[str, Any]) -> dict[str, Any]:
             scheduled = True
         else:
             evse.operative_flag = False
+            reservations.removed(st, evse.id)
         st._status_changed(evse)
     st.wake()
     return {"status": "Scheduled" if scheduled else "Accepted"}

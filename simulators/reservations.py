@@ -167,6 +167,16 @@ def removed(st: Station, evse_id: int) -> None:
         _end(st, held, "Removed")
 
 
+def set_faulted(st: Station, evse_id: int, faulted: bool = True) -> None:
+    """Fault switch for tests and demos: the EVSE goes Faulted (its reservation is Removed) or
+    recovers."""
+    evse = st.evses[evse_id]
+    evse.faulted = faulted
+    if faulted:
+        removed(st, evse_id)
+    st._status_changed(evse)
+
+
 def admit(st: Station, evse: Evse, id_token: dict[str, Any], info: dict[str, Any]) -> bool:
     """H03: may ``id_token`` (authorized with ``info``) charge on ``evse``? Consumes the
     reservation when it is the reservation's token or group."""
