@@ -37,7 +37,7 @@ from csms.smartcharging.model import (
     parse_set_charging_profile,
 )
 
-from . import certificates, local_auth, reservations
+from . import certificates, display, local_auth, reservations
 from .station import BPT_MODES, _dt, _ts
 from .tree import SUPPORTED_OPERATION_MODES
 
@@ -674,6 +674,7 @@ _COMMON: dict[str, Handler] = {
     **certificates.HANDLERS,
     **local_auth.HANDLERS,
     **reservations.HANDLERS,
+    **display.HANDLERS,
 }
 _V21_ONLY: dict[str, Handler] = {
     "NotifyAllowedEnergyTransfer": notify_allowed_energy_transfer,

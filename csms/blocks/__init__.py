@@ -17,6 +17,7 @@ def all_handlers() -> dict[str, Any]:
         authorization,
         datatransfer,
         diagnostics,
+        display_message,
         provisioning,
         reservation,
         security,
@@ -34,6 +35,7 @@ def all_handlers() -> dict[str, Any]:
         datatransfer,
         smartcharging,
         reservation,
+        display_message,
     ):
         overlap = table.keys() & module.HANDLERS.keys()
         if overlap:
