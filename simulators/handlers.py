@@ -37,7 +37,7 @@ from csms.smartcharging.model import (
     parse_set_charging_profile,
 )
 
-from . import certificates, display, local_auth, reservations
+from . import certificates, display, local_auth, monitoring, reservations
 from .station import BPT_MODES, _dt, _ts
 from .tree import SUPPORTED_OPERATION_MODES
 
@@ -675,6 +675,7 @@ _COMMON: dict[str, Handler] = {
     **local_auth.HANDLERS,
     **reservations.HANDLERS,
     **display.HANDLERS,
+    **monitoring.HANDLERS,
 }
 _V21_ONLY: dict[str, Handler] = {
     "NotifyAllowedEnergyTransfer": notify_allowed_energy_transfer,

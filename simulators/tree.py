@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import display, local_auth, reservations
+from . import display, local_auth, monitoring, reservations
 from .devicemodel import MEASURANDS, MEASURANDS_21, READ_ONLY, READ_WRITE, WRITE_ONLY, DeviceModel, Variable
 
 if TYPE_CHECKING:
@@ -161,6 +161,7 @@ def build_device_model(st: Station) -> DeviceModel:
     local_auth.add_variables(st, dm)
     reservations.add_variables(st, dm)
     display.add_variables(st, dm)
+    monitoring.add_variables(st, dm)
 
     # per EVSE
     for evse_id, evse in st.evses.items():

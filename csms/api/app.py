@@ -60,6 +60,7 @@ TAGS = [
     {"name": "local list", "description": "the Local Authorization List and its versions per station"},
     {"name": "reservations", "description": "ReserveNow / CancelReservation and the reservations' life cycle"},
     {"name": "display messages", "description": "messages on the stations' screens"},
+    {"name": "monitoring", "description": "variable monitors, monitoring reports and alerts"},
     {"name": "grid events", "description": "grid events and delivery reports"},
     {"name": "meta", "description": "health, metrics, token info"},
 ]
@@ -132,7 +133,7 @@ def _version() -> str:
 def create_app(service_or_central: Any) -> FastAPI:
     """The API app for a :class:`csms.service.Service` or a bare :class:`csms.central.CentralSystem`."""
     from . import commands
-    from .routes import display, grid, operations, stations, tokens
+    from .routes import display, grid, monitoring, operations, stations, tokens
 
     version = _version()
     app = FastAPI(
@@ -156,6 +157,7 @@ def create_app(service_or_central: Any) -> FastAPI:
     app.include_router(grid.router)
     app.include_router(operations.router)
     app.include_router(display.router)
+    app.include_router(monitoring.router)
     app.state.grid_webhook = _mount_grid(app)
 
     @app.get("/health", response_model=Health, tags=["meta"], summary="Liveness (no token needed)")

@@ -18,6 +18,7 @@ def all_handlers() -> dict[str, Any]:
         datatransfer,
         diagnostics,
         display_message,
+        monitoring,
         provisioning,
         reservation,
         security,
@@ -36,6 +37,7 @@ def all_handlers() -> dict[str, Any]:
         smartcharging,
         reservation,
         display_message,
+        monitoring,
     ):
         overlap = table.keys() & module.HANDLERS.keys()
         if overlap:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from csms.blocks import local_auth_list
+from csms.blocks import local_auth_list, monitoring
 from csms.clock import parse_rfc3339, to_rfc3339
 from csms.domain.station import BootState
 
@@ -92,6 +92,7 @@ async def notify_report(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
 
 async def notify_event(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
     await s.central.store.add_station_event(s.station_id, "NotifyEvent", parse_rfc3339(p["generatedAt"]), p)
+    await monitoring.Monitoring.of(s.central).on_event(s, p)
     return {}
 
 
