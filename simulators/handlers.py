@@ -1,10 +1,11 @@
 """Station-side handlers of CSMS requests (the firmware's answer to each CALL).
 
 Each handler is ``async (station, payload) -> response payload``; the tables are shared by every
-station and passed to :class:`~csms.ocpp.rpc.RpcEndpoint` with ``context=station``. An action a real
-Fermata-style unit lacks (reservations, local auth lists, certificates, display messages, monitoring,
-tariffs, DER control...) has no handler, so the endpoint answers ``NotSupported`` (or
-``NotImplemented`` for an action the version does not define).
+station and passed to :class:`~csms.ocpp.rpc.RpcEndpoint` with ``context=station``. The local
+authorization list and cache, reservations, display messages, monitoring and tariffs live in their
+own modules (local_auth, reservations, display, monitoring, tariff). An action the simulator lacks
+(DER control, ...) has no handler, so the endpoint answers ``NotSupported`` (or ``NotImplemented``
+for an action the version does not define).
 
 Follow-up messages (NotifyReport, ReportChargingProfiles, TransactionEvents after a remote start or
 stop, triggered messages) are put into the station's outbox from inside the handler: the outbox is
@@ -37,7 +38,7 @@ from csms.smartcharging.model import (
     parse_set_charging_profile,
 )
 
-from . import certificates, display, local_auth, monitoring, reservations
+from . import certificates, display, local_auth, monitoring, reservations, tariff
 from .station import BPT_MODES, _dt, _ts
 from .tree import SUPPORTED_OPERATION_MODES
 
@@ -676,10 +677,12 @@ _COMMON: dict[str, Handler] = {
     **reservations.HANDLERS,
     **display.HANDLERS,
     **monitoring.HANDLERS,
+    **tariff.HANDLERS,
 }
 _V21_ONLY: dict[str, Handler] = {
     "NotifyAllowedEnergyTransfer": notify_allowed_energy_transfer,
     "UpdateDynamicSchedule": update_dynamic_schedule,
+    **tariff.HANDLERS_21,
 }
 
 HANDLERS: dict[str, dict[str, Handler]] = {

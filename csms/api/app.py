@@ -61,6 +61,7 @@ TAGS = [
     {"name": "reservations", "description": "ReserveNow / CancelReservation and the reservations' life cycle"},
     {"name": "display messages", "description": "messages on the stations' screens"},
     {"name": "monitoring", "description": "variable monitors, monitoring reports and alerts"},
+    {"name": "tariffs", "description": "central cost calculation and OCPP 2.1 tariffs"},
     {"name": "grid events", "description": "grid events and delivery reports"},
     {"name": "meta", "description": "health, metrics, token info"},
 ]
@@ -133,7 +134,7 @@ def _version() -> str:
 def create_app(service_or_central: Any) -> FastAPI:
     """The API app for a :class:`csms.service.Service` or a bare :class:`csms.central.CentralSystem`."""
     from . import commands
-    from .routes import display, grid, monitoring, operations, stations, tokens
+    from .routes import display, grid, monitoring, operations, stations, tariff, tokens
 
     version = _version()
     app = FastAPI(
@@ -158,6 +159,7 @@ def create_app(service_or_central: Any) -> FastAPI:
     app.include_router(operations.router)
     app.include_router(display.router)
     app.include_router(monitoring.router)
+    app.include_router(tariff.router)
     app.state.grid_webhook = _mount_grid(app)
 
     @app.get("/health", response_model=Health, tags=["meta"], summary="Liveness (no token needed)")

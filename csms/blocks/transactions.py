@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
-from csms.blocks import reservation
+from csms.blocks import reservation, tariff
 from csms.blocks.authorization import token_info
 from csms.domain.metering import latest_readings
 
@@ -75,6 +75,7 @@ async def transaction_event(s: StationSession, p: dict[str, Any]) -> dict[str, A
             central.background(central.charging.set_allowed_energy_transfer(s.station_id, tx_id, allowed))
         if p.get("meterValue") and not p.get("offline", False):
             _apply_live_meter(s, evse_id, p["meterValue"])
+    tariff.Tariffs.of(central).on_transaction_event(s, p, response)
     central.emit(
         "transaction",
         s.station_id,
