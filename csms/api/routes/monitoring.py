@@ -24,7 +24,7 @@ from ..commands import Timeout, VariableRef, execute, next_request_id
 from ..context import ApiContext, get_ctx
 from ..errors import ApiError, error_responses
 from ..models import CommandResult, StationEventOut
-from ..params import StationId, Text
+from ..params import Limit, Offset, StationId, Text
 from .operations import _station_call
 
 router = APIRouter(prefix="/api/v1", responses=error_responses(400, 401, 403, 404, 409, 422, 502, 504))
@@ -130,7 +130,7 @@ async def get_monitors(
     criteria: Annotated[list[Criterion] | None, Query()] = None,
     component: Annotated[Text | None, Query(max_length=50)] = None,
     variable: Annotated[Text | None, Query(max_length=50)] = None,
-    evse_id: Annotated[int | None, Query(ge=0)] = None,
+    evse_id: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
     wait_s: Annotated[float, Query(ge=0.1, le=120)] = 10.0,
 ) -> MonitoringReport:
     request: dict[str, Any] = {"requestId": next_request_id()}
@@ -202,8 +202,8 @@ async def set_monitoring_level(
 async def alerts(
     ctx: Ctx,
     station_id: Annotated[str | None, Query(max_length=48)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> list[StationEventOut]:
     rows = await ctx.store.list_station_events(station_id=station_id, kind=EVENT_ALERT, limit=limit, offset=offset)
     return [StationEventOut.model_validate(r, from_attributes=True) for r in rows]

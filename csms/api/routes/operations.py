@@ -31,7 +31,7 @@ from ..commands import Timeout, _offline, execute
 from ..context import ApiContext, get_ctx
 from ..errors import ApiError, error_responses
 from ..models import CommandResult
-from ..params import StationId, Text, utc
+from ..params import Limit, Offset, StationId, Text, utc
 from .tokens import AuthorizationStatus
 
 router = APIRouter(prefix="/api/v1", responses=error_responses(400, 401, 403, 404, 409, 422, 502, 504))
@@ -356,8 +356,8 @@ async def list_reservations(
     ctx: Ctx,
     station_id: Annotated[str | None, Query(max_length=48)] = None,
     status: Annotated[str | None, Query(max_length=32)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> list[ReservationOut]:
     res = Reservations.of(ctx.central)
     rows = await ops.list_reservations(ctx.store, station_id=station_id, limit=limit, offset=offset)
