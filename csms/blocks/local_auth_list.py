@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("csms.local_list")
 
 EXTENSION = "local_auth_list"
+POST_BOOT_WAIT_S = 2.0
 
 
 def id_token_info(row: IdTokenRow | None, status: str | None = None) -> dict[str, Any]:
@@ -65,6 +66,42 @@ class LocalAuthList:
     def __init__(self, central: CentralSystem) -> None:
         self.central = central
         self._locks: dict[str, asyncio.Lock] = {}
+        self._post_boot: dict[str, asyncio.TimerHandle] = {}
+        central.subscribe(self._on_event)
+
+    # ------------------------------------------------------------------ after boot
+    def booted(self, station_id: str) -> None:
+        """A station's boot was Accepted. Its list is checked once the CSMS's own post-boot work
+        (capability discovery, profile reconciliation: the ``profile`` event with ``reconciled``)
+        is done, or after :data:`POST_BOOT_WAIT_S` when that never comes, so the two do not
+        interleave on the station."""
+        old = self._post_boot.pop(station_id, None)
+        if old is not None:
+            old.cancel()
+        loop = asyncio.get_running_loop()
+        self._post_boot[station_id] = loop.call_later(POST_BOOT_WAIT_S, self._start_post_boot, station_id)
+
+    def _on_event(self, kind: str, station_id: str, data: dict[str, Any]) -> None:
+        if kind == "profile" and data.get("reconciled") and station_id in self._post_boot:
+            self._start_post_boot(station_id)
+        elif kind == "disconnected":
+            handle = self._post_boot.pop(station_id, None)
+            if handle is not None:
+                handle.cancel()
+
+    def _start_post_boot(self, station_id: str) -> None:
+        handle = self._post_boot.pop(station_id, None)
+        if handle is not None:
+            handle.cancel()
+        self.central.background(self._sync_after_boot(station_id))
+
+    async def _sync_after_boot(self, station_id: str) -> None:
+        try:
+            if self.central.store is None or await ops.local_list_version(self.store) == 0:
+                return
+            await self.sync(station_id)
+        except OcppError as exc:
+            log.warning("local list not synchronised after boot", station=station_id, error=str(exc))
 
     @classmethod
     def of(cls, central: CentralSystem) -> LocalAuthList:
@@ -190,17 +227,7 @@ class LocalAuthList:
 
 def after_boot(s: StationSession) -> None:
     """Called by BootNotification once Accepted: re-sync the list when the operator keeps one."""
-    s.central.background(_after_boot(s.central, s.station_id))
-
-
-async def _after_boot(central: CentralSystem, station_id: str) -> None:
-    await asyncio.sleep(0.05)  # let the BootNotification answer go out first
-    try:
-        if central.store is None or await ops.local_list_version(central.store) == 0:
-            return
-        await LocalAuthList.of(central).sync(station_id)
-    except OcppError as exc:
-        log.warning("local list not synchronised after boot", station=station_id, error=str(exc))
+    LocalAuthList.of(s.central).booted(s.station_id)
 
 
 HANDLERS: dict[str, Any] = {}

@@ -173,7 +173,7 @@ async def test_differential_version_mismatch_falls_back_to_full_D01(tmp_path: Pa
         await ops.set_local_list_station(rig.store, "FE-0002", 1, "Accepted")  # it got version 1 from us
         await _put(rig, {"id_token": "CARD-2"}, push=False)
         await station.boot()
-        await wait_for(lambda: len(got) == 2)
+        await wait_for(lambda: len(got) == 2, timeout=10)
         assert [p["updateType"] for p in got] == ["Differential", "Full"]
         assert [e["idToken"]["idToken"] for e in got[0]["localAuthorizationList"]] == ["CARD-2"]
         assert [e["idToken"]["idToken"] for e in got[1]["localAuthorizationList"]] == ["CARD-1", "CARD-2"]
