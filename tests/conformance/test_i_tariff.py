@@ -1,5 +1,5 @@
 """I - Tariff and cost over real sockets on OCPP 2.0.1 and 2.1 (OCA test cases TC_I_01/02 with
-central cost calculation, and 2.1's TC_I_101/102/105/106/109/110/113/114/115), negative cases."""
+central cost calculation, and 2.1's TC_I_101 (partly)/102/105/106/110/113/114/115), negative cases."""
 
 from __future__ import annotations
 
@@ -126,7 +126,7 @@ async def rig21(tmp_path: Path) -> Any:
         yield r
 
 
-async def test_TC_I_101_set_default_tariff_and_TC_I_109_get_tariffs(rig21: Rig) -> None:
+async def test_TC_I_101_set_default_tariff_without_conditions_and_get_tariffs(rig21: Rig) -> None:
     st = await rig21.station(evse_count=2)
     r = await rig21.command("SetDefaultTariff", {"evse_id": 0, "tariff": _tariff_21()})
     assert r["status"] == "Accepted"
@@ -179,7 +179,11 @@ async def test_TC_I_113_114_115_change_transaction_tariff(rig21: Rig) -> None:
     assert await change(_tariff_21("D-1", prices=sim_tariff.MAX_ELEMENTS + 1)) == "TooManyElements"  # TC_I_113
     assert await change(_tariff_21("D-1", conditions=True)) == "ConditionNotSupported"  # TC_I_114
     assert await change(_tariff_21("D-1", currency="USD")) == "NoCurrencyChange"
-    assert await change(_tariff_21("D-1")) == "Accepted"  # TC_I_115
+    await rig21.command(
+        "SetVariables",
+        {"variables": [{"component": "TariffCostCtrlr", "variable": "TariffConditionsSupported", "value": "true"}]},
+    )
+    assert await change(_tariff_21("D-1", conditions=True)) == "Accepted"  # TC_I_115
     assert await change(_tariff_21("D-2"), tx_id="no-such-tx") == "TxNotFound"
     got = await rig21.command("GetTariffs", {"evse_id": 1})
     kinds = {a["tariffId"]: a["tariffKind"] for a in got["response"]["tariffAssignments"]}
