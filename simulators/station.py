@@ -48,7 +48,7 @@ from csms.ocpp.rpc import RpcEndpoint
 from csms.smartcharging.composite import Setpoint, effective_power_at, next_change_after
 from csms.smartcharging.model import ChargingProfilePurpose, InstalledProfile, OperationMode
 
-from . import local_auth, reservations
+from . import local_auth, reservations, tariff
 from .cars import car as car_model
 from .certificates import CertificateStore
 from .config import FaultConfig, StationConfig
@@ -899,6 +899,7 @@ class Station:
             return
         tx.authorized = True
         tx.id_token = id_token
+        tariff.on_authorized(self, tx.id, response)
         if not local:
             tx.allowed = list(response.get("allowedEnergyTransfer", []))
         self._tx_event(evse, "Updated", trigger, now_t, id_token=id_token)

@@ -9,6 +9,7 @@
 - GetTariffs: the default tariffs (and driver tariffs of ongoing transactions) with their EVSEs;
   NoTariff when there are none.
 - ClearTariffs: by ids and/or EVSE; NoTariff when nothing matched.
+- A ``tariff`` in the AuthorizeResponse (2.1) becomes the transaction's driver tariff.
 - ChangeTransactionTariff: TxNotFound, NoCurrencyChange (another currency than the tariff the
   transaction runs on), TooManyElements, ConditionNotSupported, else Accepted.
 """
@@ -127,6 +128,12 @@ async def change_transaction_tariff(st: Station, p: dict[str, Any]) -> dict[str,
         return {"status": bad}
     _state(st)["driver"][tx_id] = dict(tariff)
     return {"status": "Accepted"}
+
+
+def on_authorized(st: Station, tx_id: str, response: dict[str, Any]) -> None:
+    """2.1: a ``tariff`` in the AuthorizeResponse is the driver's tariff for the transaction."""
+    if "tariff" in response:
+        _state(st)["driver"][tx_id] = dict(response["tariff"])
 
 
 HANDLERS = {"CostUpdated": cost_updated}

@@ -8,6 +8,7 @@ import register in its TransactionEvents (energy since the first reading of the 
 
 - every TransactionEventResponse carries ``totalCost`` (I01.FR.xx running cost; the Ended one is
   the final cost, I02);
+- on OCPP 2.1 an Accepted AuthorizeResponse carries the tariff as the driver's ``tariff``;
 - while the transaction runs, CostUpdated is sent at most every ``cost_update_interval_s``
   (simulated) seconds, after an Updated event with meter values (I01).
 """
@@ -46,6 +47,21 @@ class Tariffs:
 
     def tariff(self, station_id: str) -> dict[str, Any] | None:
         return (self.central.station_meta(station_id) or {}).get("tariff")
+
+    def driver_tariff(self, station_id: str) -> dict[str, Any] | None:
+        """The station's tariff as an OCPP 2.1 TariffType, for AuthorizeResponse.tariff (I: the
+        driver's tariff, shown by the station and used for local cost calculation)."""
+        tariff = self.tariff(station_id)
+        if tariff is None:
+            return None
+        out: dict[str, Any] = {
+            "tariffId": f"CSMS-{station_id}"[:60],
+            "currency": tariff["currency"],
+            "energy": {"prices": [{"priceKwh": float(tariff["price_kwh"])}]},
+        }
+        if float(tariff.get("fixed_fee", 0.0)) > 0:
+            out["fixedFee"] = {"prices": [{"priceFixed": float(tariff["fixed_fee"])}]}
+        return out
 
     def cost(self, tariff: dict[str, Any], energy_wh: float) -> float:
         cost = float(tariff.get("fixed_fee", 0.0)) + max(0.0, energy_wh) / 1000.0 * float(tariff["price_kwh"])

@@ -152,6 +152,29 @@ async def test_TC_I_102_too_many_elements_TC_I_105_conditions_not_supported_TC_I
     assert (await rig21.command("GetTariffs", {"evse_id": 0}))["response"]["tariffAssignments"][0]["tariffId"] == "T-1"
 
 
+async def test_TC_I_109_receive_driver_tariff_in_authorize_response(rig: Rig) -> None:
+    await rig.store.upsert_id_token("TOKEN-1", "eMAID", status="Accepted")
+    await _put_tariff(rig)
+    st = await rig.station()
+    st.plug_in(1, id_token="TOKEN-1", departure_s=3600)
+    await wait_for(lambda: st.evses[1].tx is not None and st.evses[1].tx.authorized)
+    tx_id = st.evses[1].tx.id  # type: ignore[union-attr]
+    driver = sim_tariff._state(st)["driver"]
+    if rig.version == "2.0.1":  # no tariff in a 2.0.1 AuthorizeResponse
+        assert driver == {}
+        return
+    assert driver[tx_id] == {
+        "tariffId": "CSMS-FE-0001",
+        "currency": "EUR",
+        "energy": {"prices": [{"priceKwh": 0.5}]},
+        "fixedFee": {"prices": [{"priceFixed": 1.0}]},
+    }
+    got = await rig.command("GetTariffs", {"evse_id": 1})
+    assert got["response"]["tariffAssignments"] == [
+        {"tariffId": "CSMS-FE-0001", "tariffKind": "DriverTariff", "evseIds": [1]}
+    ]
+
+
 async def test_TC_I_110_clear_tariffs(rig21: Rig) -> None:
     await rig21.station()
     await rig21.command("SetDefaultTariff", {"tariff": _tariff_21()})
