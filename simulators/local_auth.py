@@ -8,8 +8,8 @@
   is not above the installed one.
 - GetLocalListVersion: the installed version, 0 when no list was ever installed (D02).
 - ClearCache: Rejected when ``AuthCacheCtrlr.Enabled`` is false, else the cache is emptied.
-- Offline authorization consults the list first, then the cache (tokens the CSMS Accepted online
-  are cached while ``AuthCacheCtrlr.Enabled``); a token found in neither falls back to the
+- Offline authorization consults the list first, then the cache (every CSMS answer to Authorize
+  is cached while ``AuthCacheCtrlr.Enabled``, C10); a token found in neither falls back to the
   station's ``OfflineTxForUnknownIdEnabled`` rule.
 
 State lives on the :class:`~simulators.station.Station` (``local_list``), so it survives

@@ -885,13 +885,13 @@ class Station:
         now_t = self.now_t()
         self._advance(evse, now_t)
         status = response.get("idTokenInfo", {}).get("status")
+        if not local and status is not None:
+            local_auth.remember(self, id_token, response["idTokenInfo"])  # C10: every answer
         if status != "Accepted":
             self.log.info("authorization refused", evse=evse.id, status=status)
             tx.id_token = id_token
             self._deauthorize(evse, now_t)
             return
-        if not local:
-            local_auth.remember(self, id_token, response["idTokenInfo"])
         if not reservations.admit(self, evse, id_token, response["idTokenInfo"]):
             self.log.info("EVSE reserved for another idToken", evse=evse.id)
             tx.id_token = id_token

@@ -326,6 +326,24 @@ async def test_cached_token_authorizes_offline_C12(rig: Rig) -> None:
     assert sent(st, "Authorize")
 
 
+async def test_TC_C_20_cached_invalid_token_is_refused_offline_C12(rig: Rig) -> None:
+    await rig.store.upsert_id_token("US-BLOCKED-1", "eMAID", status="Blocked")
+    st = await rig.station()
+    st.plug_in(1, id_token="US-BLOCKED-1", departure_s=30)
+    await wait_for(lambda: local_auth.state(st).cache.get(("eMAID", "US-BLOCKED-1")))
+    assert local_auth.state(st).cache[("eMAID", "US-BLOCKED-1")]["status"] == "Blocked"
+    await wait_for(lambda: st.evses[1].ev is None, timeout=10)  # the car left
+    st.disconnect()
+    await wait_for(lambda: not st.online)
+    authorizes = len(sent(st, "Authorize"))
+    st.plug_in(1, id_token="US-BLOCKED-1", departure_s=600)  # OfflineTxForUnknownIdEnabled is true
+    await wait_for(lambda: any(p["triggerReason"] == "Deauthorized" for p in st.queued("TransactionEvent")))
+    assert len(sent(st, "Authorize")) == authorizes  # decided from the cache, offline
+    assert not st.evses[1].tx.authorized  # type: ignore[union-attr]
+    st.reconnect()
+    await st.wait_online()
+
+
 async def test_cli_local_list_and_clear_cache(rig: Rig) -> None:
     from tests.cli.conftest import Cli
 

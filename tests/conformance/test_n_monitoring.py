@@ -89,6 +89,27 @@ async def test_TC_N_47_report_all_TC_N_01_criteria_TC_N_02_component_TC_N_03_bot
     assert len(await _events(rig, "MonitoringReport")) == len(reports)
 
 
+async def test_TC_N_60_criteria_and_a_list_of_components_variables_N02(rig: Rig) -> None:
+    from csms.blocks.monitoring import Monitoring
+
+    await rig.station()
+    [thr] = await _set(rig, {**EVSE_POWER, "type": "UpperThreshold", "value": 5000, "severity": 3})
+    [per] = await _set(rig, {"component": "ChargingStation", "variable": "Power", "type": "Periodic", "value": 60})
+    [delta] = await _set(rig, {**EVSE_POWER, "type": "Delta", "value": 100, "severity": 6})
+    request = {
+        "requestId": 4242,
+        "monitoringCriteria": ["ThresholdMonitoring", "PeriodicMonitoring"],
+        "componentVariable": [
+            {"component": {"name": "EVSE", "evse": {"id": 1}}, "variable": {"name": "Power"}},
+            {"component": {"name": "ChargingStation"}},
+        ],
+    }
+    response, monitors = await Monitoring.of(rig.central).report("FE-0001", request, wait_s=5)
+    assert response["status"] == "Accepted"
+    found = sorted(m["id"] for item in monitors for m in item["variableMonitoring"])
+    assert found == sorted([1, thr["id"], per["id"]]) and delta["id"] not in found
+
+
 async def test_TC_N_05_set_monitoring_base_N03(rig: Rig) -> None:
     await rig.station()
     [custom] = await _set(rig, {**EVSE_POWER, "type": "UpperThreshold", "value": 5000, "severity": 3})
