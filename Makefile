@@ -1,22 +1,26 @@
 # Everything runs from the project's own virtualenv (.venv); `make test` and `make demo`
-# create it and install the project on first use.
+# create it on first use and install exact, hash-checked versions from requirements/dev.lock
+# (see "Dependencies" in the README). `make lock` refreshes the lock files from pyproject.toml.
 PYTHON ?= python3
+DEMO_ARGS ?=
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LOCK   := requirements/dev.lock
+UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --upgrade -q
 
-.PHONY: demo test lint bench serve clean
+.PHONY: install demo test lint bench serve lock clean
 
-$(STAMP): pyproject.toml
+$(STAMP): $(LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --require-hashes -r $(LOCK)
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/csms demo
+	$(BIN)/csms demo $(DEMO_ARGS)
 
 serve: $(STAMP)
 	$(BIN)/csms serve
@@ -32,6 +36,13 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.rpc_throughput
 	$(BIN)/python -m bench.planner
+	$(BIN)/python -m bench.console
+
+# Re-resolve every dependency to the newest versions pyproject.toml allows and rewrite both
+# lock files (runtime only, and runtime + dev). Review the diff, run `make test`, commit.
+lock: $(STAMP)
+	$(UV_COMPILE) -o requirements/runtime.lock
+	$(UV_COMPILE) --extra dev -o requirements/dev.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache data

@@ -36,11 +36,14 @@ from csms.server.connection import (
 )
 from csms.server.session import StationSession
 from csms.store.repository import Store
+from csms.store.rows import StationRow
 
 log = structlog.get_logger("csms.central")
 
 CLOSE_REPLACED = 4000  # private-use close code: a newer connection took over this station id
 CLOSE_BINARY = 1003  # RFC 6455 "unsupported data": a binary frame where OCPP-J sends text
+CLOSE_POLICY = 1008  # RFC 6455 "policy violation": the operator removed or blocked the station
+_MISSING: Any = object()
 
 
 class StationOffline(OcppError):
@@ -70,6 +73,9 @@ class CentralSystem:
         self._passwords: dict[str, str | None] = {}
         self._policy: dict[str, str] = {}
         self._meta: dict[str, dict[str, Any]] = {}
+        self._blocked: set[str] = set()
+        self._registry_rev = 0
+        self._registry_task: asyncio.Task[None] | None = None
         self._verified = credentials.VerifiedCache()
         self._listeners: list[Listener] = []
         self._server: Server | None = None
@@ -94,7 +100,9 @@ class CentralSystem:
         self.signing_ca = tls.signing_ca(s.security)
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = await Store.open(s.database_url, frame_log_limit=s.storage.frame_log_limit)
+        self._registry_rev = await self.store.station_changes_head()  # before the load: nothing slips between
         await self._load_stations()
+        self._registry_task = asyncio.create_task(self._follow_registry(), name="registry-follower")
         self.status_writer = WriteBehind("connector-status", self._write_statuses)
         self.station_writer = WriteBehind("stations", self.store.update_stations)
         self._server = await serve(
@@ -124,6 +132,11 @@ class CentralSystem:
 
     async def stop(self) -> None:
         """Stop accepting, close every connection with 1001, flush pending writes."""
+        if self._registry_task is not None:
+            self._registry_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._registry_task
+            self._registry_task = None
         if self._server is not None:
             # websockets closes every open connection with 1001 (going away)
             self._server.close(close_connections=True)
@@ -149,9 +162,7 @@ class CentralSystem:
         while True:
             rows = await self.store.list_stations(limit=1000, offset=offset)
             for row in rows:
-                self._passwords[row.id] = row.password_hash
-                self._policy[row.id] = (row.meta or {}).get("boot_policy", self.settings.boot.default_policy)
-                self._meta[row.id] = dict(row.meta or {})
+                self._apply_registration(row)
                 st = self.state(row.id)
                 st.boot = BootState(row.boot_status) if row.boot_status else BootState.UNKNOWN
                 st.ocpp_version = row.ocpp_version
@@ -165,31 +176,130 @@ class CentralSystem:
             [(sid, {"connected": False, "connected_since": None}) for sid in self._passwords]
         )
 
-    # ------------------------------------------------------------------ registration
+    # ------------------------------------------------------------------ registry
+    # The database is the registry; the dicts below are this process's cache of it. A station
+    # missing from the cache is looked up in the database at its handshake (registered by the
+    # CLI or another node a moment ago), and the change feed (``station_changes``) is followed
+    # every ``server.registry_poll_interval`` so that blocks, removals and new credentials made
+    # elsewhere hold here too.
+    def _apply_registration(self, row: StationRow) -> None:
+        """Take a station's registration (credentials, boot policy, meta, blocked) into the cache."""
+        sid = row.id
+        if self._passwords.get(sid, _MISSING) != row.password_hash:
+            self._verified.forget(sid)
+        self._passwords[sid] = row.password_hash
+        self._policy[sid] = (row.meta or {}).get("boot_policy", self.settings.boot.default_policy)
+        self._meta[sid] = dict(row.meta or {})
+        if row.blocked:
+            self._blocked.add(sid)
+        else:
+            self._blocked.discard(sid)
+
+    def _forget_registration(self, station_id: str) -> None:
+        for table in (self._passwords, self._policy, self._meta):
+            table.pop(station_id, None)
+        self._blocked.discard(station_id)
+        self._verified.forget(station_id)
+
+    async def _lookup(self, station_id: str) -> bool | None:
+        """Whether the station is registered: the cache, else the database (None: it cannot answer)."""
+        if station_id in self._passwords:
+            return True
+        assert self.store is not None
+        try:
+            row = await self.store.get_station(station_id)
+        except Exception as exc:  # the handshake answers 503; the station retries later
+            log.error("station registry lookup failed", station=station_id, error=repr(exc))
+            return None
+        if row is None:
+            return False
+        self._apply_registration(row)
+        return True
+
+    async def _close_for(self, station_id: str, reason: str) -> None:
+        """Close the station's live connection, if any (1008: the operator's policy refuses it)."""
+        sess = self.sessions.get(station_id)
+        if sess is not None:
+            sess.log.info("closing the live connection", reason=reason)
+            await sess.ws.close(CLOSE_POLICY, reason)
+
+    async def sync_registry(self) -> int:
+        """Apply the registry changes made since the last sync (by this process, the CLI or other
+        nodes); returns how many stations were reloaded. Removed or blocked stations lose their
+        live connection."""
+        assert self.store is not None
+        changes, head = await self.store.station_changes(self._registry_rev)
+        if head < self._registry_rev:  # the database went back in time (restore): reload all
+            log.warning("station registry went back in time; reloading it", seen=self._registry_rev, head=head)
+            self._registry_rev = 0
+            changes, head = await self.store.station_changes(0)
+        if not changes:
+            return 0
+        ids = list(dict.fromkeys(c.station_id for c in changes))
+        rows = {row.id: row for row in await self.store.get_stations(ids)}
+        for sid in ids:
+            row = rows.get(sid)
+            if row is None:
+                if sid in self._passwords:
+                    log.info("station removed from the registry", station=sid)
+                self._forget_registration(sid)
+                await self._close_for(sid, "station removed by the operator")
+                continue
+            self._apply_registration(row)
+            if row.blocked:
+                await self._close_for(sid, "station blocked by the operator")
+        self._registry_rev = changes[-1].rev
+        return len(ids)
+
+    async def _follow_registry(self) -> None:
+        interval = self.settings.server.registry_poll_interval
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.sync_registry()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database is away for a moment: try again next time
+                log.warning("station registry sync failed", error=repr(exc))
+
     async def register_station(
-        self, station_id: str, password: str | None = None, *, boot_policy: str | None = None
-    ) -> None:
-        """Register (or update) a station; ``password`` is checked (16-40 chars) and hashed."""
+        self,
+        station_id: str,
+        password: str | None = None,
+        *,
+        boot_policy: str | None = None,
+        blocked: bool | None = None,
+    ) -> bool:
+        """Register (or update) a station; ``password`` is checked (16-40 chars) and hashed.
+        Returns True when the station is new. Takes effect at once, here and (through the change
+        feed) on every other process sharing the database."""
         assert self.store is not None
         fields: dict[str, Any] = {}
         if password is not None:
-            fields["password_hash"] = credentials.hash_password(password, self.settings.security.pbkdf2_iterations)
-        policy = boot_policy or self._policy.get(station_id) or self.settings.boot.default_policy
-        existing = await self.store.get_station(station_id)
-        meta = dict((existing.meta if existing else None) or {})
-        meta["boot_policy"] = policy
-        fields["meta"] = meta
-        if existing is None:
-            fields["registered_at"] = self.clock.now()
-        await self.store.upsert_station(station_id, **fields)
-        if "password_hash" in fields:
-            self._passwords[station_id] = fields["password_hash"]
-            self._verified.forget(station_id)
-        else:
-            self._passwords.setdefault(station_id, existing.password_hash if existing else None)
-        self._policy[station_id] = policy
-        self._meta[station_id] = meta
+            fields["password_hash"] = await asyncio.to_thread(
+                credentials.hash_password, password, self.settings.security.pbkdf2_iterations
+            )
+        meta = {"boot_policy": boot_policy} if boot_policy is not None else None
+        row, created = await self.store.register_station(
+            station_id, meta=meta, blocked=blocked, at=self.clock.now(), **fields
+        )
+        self._apply_registration(row)
         self.state(station_id)
+        if row.blocked:
+            await self._close_for(station_id, "station blocked by the operator")
+        return created
+
+    async def remove_station(self, station_id: str) -> bool:
+        """Delete a station's registration (its history stays); its live connection is closed.
+        Returns False when there was no such station."""
+        assert self.store is not None
+        deleted = await self.store.delete_station(station_id)
+        self._forget_registration(station_id)
+        await self._close_for(station_id, "station removed by the operator")
+        return deleted
+
+    def blocked(self, station_id: str) -> bool:
+        return station_id in self._blocked
 
     def station_meta(self, station_id: str) -> dict[str, Any] | None:
         return self._meta.get(station_id)
@@ -197,9 +307,8 @@ class CentralSystem:
     async def set_station_meta(self, station_id: str, **values: Any) -> None:
         """Operator settings kept per station (boot policy, V2X permission, ...)."""
         assert self.store is not None
-        meta = {**self._meta.get(station_id, {}), **values}
-        await self.store.upsert_station(station_id, meta=meta)
-        self._meta[station_id] = meta
+        row, _ = await self.store.register_station(station_id, meta=values)
+        self._apply_registration(row)
 
     def boot_policy(self, station_id: str) -> str:
         return self._policy.get(station_id, self.settings.boot.default_policy)
@@ -211,8 +320,12 @@ class CentralSystem:
         return station_id in self._passwords
 
     async def admit(self, station_id: str, creds: tuple[str, str] | None) -> str:
-        """Handshake decision: "ok", "unknown" (404) or "unauthorized" (401)."""
-        if station_id not in self._passwords:
+        """Handshake decision: "ok", "unknown" (404), "unauthorized" (401), "blocked" (403) or
+        "unavailable" (503: the registry cannot be read)."""
+        found = await self._lookup(station_id)
+        if found is None:
+            return "unavailable"
+        if not found:
             if not self.settings.security.auto_register:
                 return "unknown"
             if creds is None or creds[0] != station_id:
@@ -224,6 +337,13 @@ class CentralSystem:
             await self.register_station(station_id, creds[1], boot_policy="pending")
             log.info("station auto-registered (Pending until an operator accepts it)", station=station_id)
             return "ok"
+        verdict = self._check_password(station_id, creds)
+        if verdict == "ok" and station_id in self._blocked:
+            log.warning("blocked station refused", station=station_id)
+            return "blocked"
+        return verdict
+
+    def _check_password(self, station_id: str, creds: tuple[str, str] | None) -> str:
         stored = self._passwords[station_id]
         if stored is None:
             return "ok" if creds is None or creds[0] == station_id else "unauthorized"
@@ -239,7 +359,8 @@ class CentralSystem:
 
     async def admit_certificate(self, station_id: str, common_name: str | None) -> str:
         """Security profile 3 handshake decision from the verified client certificate's subject
-        commonName: "ok", "unknown" (404) or "unauthorized" (401, CN is not the station id)."""
+        commonName: "ok", "unknown" (404), "unauthorized" (401, CN is not the station id),
+        "blocked" (403) or "unavailable" (503)."""
         if common_name != station_id:
             log.warning(
                 "client certificate commonName does not match the station id",
@@ -247,11 +368,17 @@ class CentralSystem:
                 common_name=common_name,
             )
             return "unauthorized"
-        if station_id not in self._passwords:
+        found = await self._lookup(station_id)
+        if found is None:
+            return "unavailable"
+        if not found:
             if not self.settings.security.auto_register:
                 return "unknown"
             await self.register_station(station_id, boot_policy="pending")
             log.info("station auto-registered (Pending until an operator accepts it)", station=station_id)
+        if station_id in self._blocked:
+            log.warning("blocked station refused", station=station_id)
+            return "blocked"
         return "ok"
 
     # ------------------------------------------------------------------ connections

@@ -101,6 +101,7 @@ class ApiSettings(_Section):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    console: bool = Field(True, description="serve the operator web console under /console/")
 
 
 class V2XSettings(_Section):

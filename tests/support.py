@@ -91,3 +91,18 @@ async def raw_exchange(ws: ClientConnection, text: str, timeout: float = 2) -> l
             if frame[0] != 2:
                 return frame
             await ws.send(orjson.dumps([4, frame[1], "NotSupported", "", {}]).decode())
+
+
+async def wait_for_api(port: int, seconds: float = 15.0) -> None:
+    """Wait until a CSMS process's HTTP API answers ``/health`` on 127.0.0.1:``port``."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        for _ in range(int(seconds * 10)):
+            try:
+                if (await http.get("/health")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"the CSMS API on port {port} did not come up within {seconds} s")

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import require_service
-from tests.support import PASSWORD, TestStation, open_ws
+from tests.support import PASSWORD, TestStation, open_ws, wait_for_api
 
 CSMS = [sys.executable, "-m", "csms"]
 
@@ -65,13 +65,7 @@ async def test_serve_process_end_to_end(tmp_path: Path) -> None:
     try:
         headers = {"Authorization": f"Bearer {token}"}
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", headers=headers) as http:
-            for _ in range(100):
-                try:
-                    if (await http.get("/health")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
+            await wait_for_api(api_port)
             station = TestStation(await open_ws(ocpp_port, "CS-P1", protocols=["ocpp2.1"]))
             assert (await station.boot())["status"] == "Accepted"
 

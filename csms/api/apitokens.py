@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from csms.store.rows import ApiTokenRow
 
 TOKEN_PREFIX = "csms_"
-SCOPES = ("read", "operator")
+SCOPES = ("read", "operator", "admin")
 RANK = {"read": 1, "operator": 2, "admin": 3}
 
 

@@ -10,6 +10,10 @@ every GET, ``operator`` for commands and writes. ``/health``, ``/metrics``, ``/o
 error code and grid event), and a Prometheus scraper then needs no credentials. Bind the API to a
 private interface (``api.host``, default 127.0.0.1) or filter ``/metrics`` at the proxy if even
 that is too much.
+
+The operator web console (:mod:`csms.web`) is mounted on the same app under ``/console/``; it
+signs in with the same API tokens (as an HttpOnly session cookie) and is not in the OpenAPI
+document.
 """
 
 from __future__ import annotations
@@ -44,8 +48,9 @@ DESCRIPTION = """\
 Operator API of the CSMS (OCPP 2.0.1 / 2.1, bidirectional chargers).
 
 * **Auth**: `Authorization: Bearer <token>`; tokens come from
-  `csms admin token create NAME --scope read|operator`. `read` allows every GET, `operator` also
-  commands and writes. 401 = missing/invalid token, 403 = scope too low.
+  `csms admin token create NAME --scope read|operator|admin`. `read` allows every GET, `operator`
+  also commands and writes, `admin` also the station registry (POST/PATCH/DELETE `/api/v1/stations`).
+  401 = missing/invalid token, 403 = scope too low.
 * **Errors**: always `{"error": {"code": "...", "message": "...", "details": {...}}}`.
 * **Lists** are pages: `limit` / `offset`; follow `next_offset` until it is null.
 * **Commands** (`POST /api/v1/stations/{id}/commands/<Action>`) return the station's OCPP answer
@@ -134,7 +139,7 @@ def _version() -> str:
 def create_app(service_or_central: Any) -> FastAPI:
     """The API app for a :class:`csms.service.Service` or a bare :class:`csms.central.CentralSystem`."""
     from . import commands
-    from .routes import display, grid, monitoring, operations, stations, tariff, tokens
+    from .routes import display, grid, monitoring, operations, registry, stations, tariff, tokens
 
     version = _version()
     app = FastAPI(
@@ -153,6 +158,7 @@ def create_app(service_or_central: Any) -> FastAPI:
 
     stations.router.tags = ["stations"]
     app.include_router(stations.router)
+    app.include_router(registry.router)
     app.include_router(commands.router)
     app.include_router(tokens.router)
     app.include_router(grid.router)
@@ -161,6 +167,11 @@ def create_app(service_or_central: Any) -> FastAPI:
     app.include_router(monitoring.router)
     app.include_router(tariff.router)
     app.state.grid_webhook = _mount_grid(app)
+
+    if ctx.central.settings.api.console:
+        from csms.web import mount_console
+
+        mount_console(app)
 
     @app.get("/health", response_model=Health, tags=["meta"], summary="Liveness (no token needed)")
     async def health() -> Health:

@@ -1,6 +1,6 @@
 """Bearer-token authentication with two scopes.
 
-Tokens are issued by ``csms admin token create NAME --scope read|operator``, which prints the
+Tokens are issued by ``csms admin token create NAME --scope read|operator|admin``, which prints the
 token once. The database keeps only ``sha256(token)``: a token is 32 random bytes from
 :mod:`secrets` (256 bits), so nobody can brute-force it from its hash and a slow password hash
 (PBKDF2, bcrypt) would add nothing but latency on every request. A plain digest also lets the
@@ -8,7 +8,7 @@ API find the token with one indexed lookup; comparing digests rather than tokens
 lookup leaks no timing information about the secret.
 
 Scopes are ordered: ``read`` (every GET) < ``operator`` (commands and writes) < ``admin``
-(reserved, everything an operator may do).
+(everything an operator may do, and the station registry: register, block, remove stations).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 bearer = HTTPBearer(
     auto_error=False,
     scheme_name="bearer",
-    description="API token from `csms admin token create NAME --scope read|operator`",
+    description="API token from `csms admin token create NAME --scope read|operator|admin`",
 )
 
 

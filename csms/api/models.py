@@ -45,6 +45,7 @@ class StationSummary(BaseModel):
     last_seen_at: datetime | None = None
     boot_status: str | None = Field(None, description="answer to the last BootNotification (Accepted, Pending ...)")
     boot_policy: str | None = Field(None, description="how the CSMS answers its BootNotification")
+    blocked: bool = Field(False, description="refused at its handshake by the operator (HTTP 403)")
     vendor: str | None = None
     model: str | None = None
     serial_number: str | None = None

@@ -94,6 +94,9 @@ class ApiServer:
         server, task = self._server, self._task
         if server is None or task is None:
             return
+        from csms.web import close_console
+
+        await close_console(self.app)  # end the console's server-sent event streams first
         server.should_exit = True
         try:
             async with asyncio.timeout(8):

@@ -118,6 +118,36 @@ def serve(
         raise typer.Exit(2) from None
 
 
+def _station_id_arg(station_id: str) -> str:
+    from csms.server.connection import station_id_problem
+
+    problem = station_id_problem(station_id)
+    if problem is not None:
+        typer.secho(f"STATION_ID: a station id {problem}: {station_id!r}", fg="red", err=True)
+        raise typer.Exit(2)
+    return station_id
+
+
+def _with_central(settings: Settings, work):  # type: ignore[no-untyped-def]
+    """Run ``work(central)`` against the database without starting a server. A running server
+    (or cluster node) sharing the database picks the change up at once (registry change feed)."""
+
+    async def go():  # type: ignore[no-untyped-def]
+        from csms.central import CentralSystem
+        from csms.store.repository import Store
+
+        central = CentralSystem(settings)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        central.store = await Store.open(settings.database_url)
+        try:
+            return await work(central)
+        finally:
+            await central.store.close()
+
+    with _quiet_logs():
+        return asyncio.run(go())
+
+
 @admin.command("add-station")
 def add_station(
     station_id: str = typer.Argument(..., help="station identity (last URL path segment)"),
@@ -126,9 +156,11 @@ def add_station(
     config: Path | None = typer.Option(None, "--config", "-c"),
     data_dir: Path | None = typer.Option(None),
 ) -> None:
-    """Register a station (security profile 1/2 password) in the local database."""
+    """Register a station (security profile 1/2 password) in the database, or give an existing one
+    a new password and boot policy. A running server admits it at once, no restart."""
     from csms.server import credentials
 
+    _station_id_arg(station_id)
     if policy not in ("accept", "pending", "reject"):
         typer.secho(f"--policy must be accept, pending or reject (got {policy!r})", fg="red", err=True)
         raise typer.Exit(2)
@@ -139,25 +171,61 @@ def add_station(
         typer.secho(f"--password: {exc}", fg="red", err=True)
         raise typer.Exit(2) from None
     settings = _settings(config, data_dir)
-
-    async def go() -> None:
-        from csms.central import CentralSystem
-
-        central = CentralSystem(settings)
-        from csms.store.repository import Store
-
-        central.store = await Store.open(settings.database_url)
-        try:
-            await central.register_station(station_id, pw, boot_policy=policy)
-        finally:
-            await central.store.close()
-
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    with _quiet_logs():
-        asyncio.run(go())
-    typer.echo(f"station {station_id} registered (boot policy {policy})")
+    created = _with_central(settings, lambda c: c.register_station(station_id, pw, boot_policy=policy))
+    typer.echo(f"station {station_id} {'registered' if created else 'updated'} (boot policy {policy})")
     if password is None:
         typer.echo(f"password: {pw}")
+
+
+@admin.command("remove-station")
+def remove_station(
+    station_id: str = typer.Argument(..., help="station identity"),
+    config: Path | None = typer.Option(None, "--config", "-c"),
+    data_dir: Path | None = typer.Option(None),
+) -> None:
+    """Delete a station's registration (its history is kept). A running server closes its live
+    connection and refuses it from then on (HTTP 404)."""
+    settings = _settings(config, data_dir)
+    if not _with_central(settings, lambda c: c.remove_station(station_id)):
+        typer.secho(f"no station {station_id!r} is registered", fg="red", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"station {station_id} removed")
+
+
+def _set_blocked(station_id: str, blocked: bool, config: Path | None, data_dir: Path | None) -> None:
+    settings = _settings(config, data_dir)
+
+    async def work(central):  # type: ignore[no-untyped-def]
+        assert central.store is not None
+        return await central.store.set_station_blocked(station_id, blocked)
+
+    changed = _with_central(settings, work)
+    if changed is None:
+        typer.secho(f"no station {station_id!r} is registered", fg="red", err=True)
+        raise typer.Exit(1)
+    word = "blocked" if blocked else "unblocked"
+    typer.echo(f"station {station_id} {word}" + ("" if changed else " (it already was)"))
+
+
+@admin.command("block-station")
+def block_station(
+    station_id: str = typer.Argument(..., help="station identity"),
+    config: Path | None = typer.Option(None, "--config", "-c"),
+    data_dir: Path | None = typer.Option(None),
+) -> None:
+    """Refuse a station (HTTP 403 at its handshake) without forgetting it; a running server closes
+    its live connection."""
+    _set_blocked(station_id, True, config, data_dir)
+
+
+@admin.command("unblock-station")
+def unblock_station(
+    station_id: str = typer.Argument(..., help="station identity"),
+    config: Path | None = typer.Option(None, "--config", "-c"),
+    data_dir: Path | None = typer.Option(None),
+) -> None:
+    """Admit a blocked station again."""
+    _set_blocked(station_id, False, config, data_dir)
 
 
 def _open_store(settings: Settings):  # type: ignore[no-untyped-def]
@@ -170,7 +238,9 @@ def _open_store(settings: Settings):  # type: ignore[no-untyped-def]
 @token_app.command("create")
 def token_create(
     name: str = typer.Argument(..., help="who or what uses the token, e.g. alice-laptop, grafana"),
-    scope: str = typer.Option("read", help="read (every GET) or operator (also commands and writes)"),
+    scope: str = typer.Option(
+        "read", help="read (every GET), operator (also commands and writes) or admin (also the station registry)"
+    ),
     config: Path | None = typer.Option(None, "--config", "-c"),
     data_dir: Path | None = typer.Option(None),
 ) -> None:
@@ -178,7 +248,7 @@ def token_create(
     from csms.api.apitokens import SCOPES, issue_token
 
     if scope not in SCOPES:
-        typer.secho(f"--scope must be {' or '.join(SCOPES)} (got {scope!r})", fg="red", err=True)
+        typer.secho(f"--scope must be one of {', '.join(SCOPES)} (got {scope!r})", fg="red", err=True)
         raise typer.Exit(2)
     if not name or len(name) > 128:
         typer.secho("NAME must be 1-128 characters", fg="red", err=True)
@@ -293,14 +363,27 @@ def demo(
     speed: float | None = typer.Option(None, min=1, help="clock speed (default 150: an evening in ~2 min)"),
     data_dir: Path | None = typer.Option(None, help="where the database and reports go (default: a temp dir)"),
     live: bool = typer.Option(True, "--live/--no-live", help="live terminal view, or one line per 15 min"),
+    exit_after: bool = typer.Option(
+        False, "--exit", help="exit after the report (default: keep the web console up until Ctrl-C)"
+    ),
 ) -> None:
-    """The grid-event demo: CSMS + simulated V2G fleet + an export event, with the delivery report."""
+    """The grid-event demo: CSMS + simulated V2G fleet + an export event, with the delivery report.
+
+    Prints the web console's URL and a read token; after the report the console stays up until
+    Ctrl-C (``--exit``: stop at once, for scripts and CI)."""
     try:
         from csms.demo.event import run_demo
     except ImportError as exc:
         typer.secho(f"the demo is not available in this installation: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None
-    options = {"stations": stations, "target_kw": target_kw, "speed": speed, "data_dir": data_dir, "live": live}
+    options: dict[str, object] = {
+        "stations": stations,
+        "target_kw": target_kw,
+        "speed": speed,
+        "data_dir": data_dir,
+        "live": live,
+        "keep_serving": not exit_after,
+    }
     run_demo(**{k: v for k, v in options.items() if v is not None})
 
 

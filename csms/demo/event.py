@@ -10,6 +10,11 @@ with an operator API token. While the event runs it shows the simulated time, ta
 delivered and planned power, cars connected and commands in a live terminal view; at the end it
 prints the delivery report and where the plot, CSV and JSON were written.
 
+It also prints the operator web console's URL and a read-scope API token to sign in with, so
+the event can be watched in a browser (fleet, stations, the live target-vs-delivered chart,
+then the report); with ``keep_serving`` (``csms demo``'s default; ``--exit`` turns it off) the
+CSMS, the fleet and the console stay up after the report until Ctrl-C.
+
 The default target (70 % of what a perfect-foresight dispatcher could hold flat with the
 default fleet) keeps the event feasible for the whole window; pass ``target_kw`` to ask for
 more and see the planner report the shortfall.
@@ -64,6 +69,7 @@ async def run_demo_async(
     live: bool = True,
     console: Any = None,
     log_level: str = "warning",
+    keep_serving: bool = False,
 ) -> dict[str, Any]:
     """Run one grid export event against a simulated fleet and return its final report.
 
@@ -82,6 +88,8 @@ async def run_demo_async(
             the first SetChargingProfile fan-out - about a second of wall time, minutes of
             simulated time at x150 - lands before 16:00).
         live: show the rich Live view (else one line per simulated 15 minutes).
+        keep_serving: after the report, keep the CSMS, the fleet and the web console running
+            until Ctrl-C (the report is returned then).
     """
     from rich.console import Console
 
@@ -111,6 +119,7 @@ async def run_demo_async(
     ) as site:
         out.print(f"CSMS up (OCPP :{site.central.port}, API {site.service.api.url}); fleet online in "
                   f"{time.perf_counter() - wall0:.1f} s")  # fmt: skip
+        console_url = await _console_access(site, out)
         if site.clock.now() > send_at:
             out.print(f"[yellow]start-up took longer than the lead-in: the event is sent at "
                       f"{site.clock.now().astimezone(zone):%H:%M} instead of {send_at:%H:%M}[/]")  # fmt: skip
@@ -138,7 +147,25 @@ async def run_demo_async(
         json_path.write_text(json.dumps(report, indent=1, default=str), encoding="utf-8")
         report["json_path"] = str(json_path)
         _print_report(out, report, site, time.perf_counter() - wall0)
+        if keep_serving:
+            out.print(f"[bold]the console stays up[/] at {console_url} (the report is on the event's page); "
+                      "press Ctrl-C to stop")  # fmt: skip
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels this task; shut down cleanly
+                out.print("stopping the demo")
     return report
+
+
+async def _console_access(site: Any, out: Any) -> str:
+    """Print the web console's URL and a read-scope token to sign in with; return the URL."""
+    from csms.api.apitokens import issue_token
+
+    token, _ = await issue_token(site.central.store, "demo-console", "read")
+    url = f"{site.service.api.url}/console/"
+    out.print(f"web console: [bold]{url}[/]  sign in with this read token:")
+    out.print(token, markup=False, highlight=False, soft_wrap=True)
+    return url
 
 
 async def _send_leap(site: Any, event_id: str, start: datetime, end: datetime, kw: float, out: Any) -> None:

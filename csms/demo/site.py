@@ -103,6 +103,7 @@ async def running_site(
     record: bool = False,
     prepare: Callable[[Any], None] | None = None,
     reconcile_wait_s: float = 3.0,
+    frame_log_limit: int = 0,
 ) -> AsyncIterator[Site]:
     """Start the CSMS (with the controller as a service part) and the fleet; stop both after.
 
@@ -111,7 +112,9 @@ async def running_site(
     """
     from simulators import Fleet
 
-    settings = make_settings(data_dir, epoch=epoch, speed=speed, api=api, dispatch=dispatch)
+    settings = make_settings(
+        data_dir, epoch=epoch, speed=speed, api=api, dispatch=dispatch, frame_log_limit=frame_log_limit
+    )
     clock = Clock(epoch, speed)
     ids = [s.id for s in fleet_config.all_stations()]
     await register(settings, ids)

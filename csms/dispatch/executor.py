@@ -7,8 +7,10 @@
   (``commanded_until`` tells the controller when to send the next part).
 * :class:`Executor` sends commands through ``central.charging.set_power_schedule``, in
   parallel across stations (at most ``concurrency`` at once; the EVSEs of one station go one
-  after the other, as the station's connection does anyway), retrying timeouts
-  (``retries`` more attempts, ``retry_backoff_s`` apart). Every command gets a
+  after the other, as the station's connection does anyway), retrying timeouts and a
+  station's RpcFrameworkError (still busy with an earlier CALL, e.g. ours that timed out;
+  OCPP-J allows one outstanding CALL) with ``retries`` more attempts, ``retry_backoff_s``
+  times the attempt number apart. Every command gets a
   :class:`CommandResult` with one outcome:
 
   ==================  ============================================================
@@ -317,6 +319,12 @@ class Executor:
             except (StationOffline, UnknownStation, ConnectionLost) as exc:
                 return self._fail(cmd, "offline", type(exc).__name__, attempts, t0, detail=str(exc))
             except CallErrorReceived as exc:
+                if exc.code == "RpcFrameworkError" and attempts <= self.retries:
+                    # OCPP-J's one outstanding CALL: the station is still working on an earlier CALL
+                    # (typically ours that timed out); it will take the next one once that is done
+                    log.info("station busy with an earlier CALL; retrying", station=cmd.station_id, attempt=attempts)
+                    await asyncio.sleep(self.retry_backoff_s * attempts)
+                    continue
                 return self._fail(cmd, "error", f"CallError {exc.code}", attempts, t0, detail=str(exc))
             except Exception as exc:
                 log.exception("dispatch command failed", station=cmd.station_id, evse=cmd.evse_id)

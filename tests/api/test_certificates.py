@@ -41,7 +41,7 @@ async def signing_env(tmp_path: Path, ca: trustme.CA) -> AsyncIterator[Env]:
 
 @pytest.fixture
 async def sim(signing_env: Env, ca: trustme.CA, tmp_path: Path) -> AsyncIterator[Any]:
-    issued = ca.issue_cert(common_name="FE-0001")  # the station's factory certificate
+    issued = ca.issue_cert("FE-0001", common_name="FE-0001")  # the station's factory certificate
     cert_file, key_file = tmp_path / "fe.pem", tmp_path / "fe.key"
     for blob in issued.cert_chain_pems:
         blob.write_to_path(str(cert_file), append=True)
@@ -81,7 +81,7 @@ async def test_install_list_delete_over_the_api(signing_env: Env, sim: Any) -> N
     ] == "NotFound"
 
     # a leaf is not a CA certificate: firmware refuses it
-    leaf = root.issue_cert(common_name="x").cert_chain_pems[0].bytes().decode()
+    leaf = root.issue_cert("x", common_name="x").cert_chain_pems[0].bytes().decode()
     r = await _cmd(signing_env, "InstallCertificate", {"certificate_type": "CSMSRootCertificate", "certificate": leaf})
     assert r.json()["status"] == "Rejected"
 

@@ -358,7 +358,7 @@ async def test_admin_tokens_on_the_servers_database(cli: Cli) -> None:
     r = await cli("admin", "token", "create", "tech-anna", "--data-dir", data_dir)
     assert r.exit_code == 1 and "already exists" in r.stderr
     r = await cli("admin", "token", "create", "x", "--scope", "root", "--data-dir", data_dir)
-    assert r.exit_code == 2 and "--scope must be read or operator" in r.stderr
+    assert r.exit_code == 2 and "--scope must be one of read, operator, admin" in r.stderr
     r = await cli("admin", "token", "list", "--data-dir", data_dir, "--json")
     rows = {t["name"]: t for t in js(r)}
     assert rows["tech-anna"]["scope"] == "operator" and not rows["tech-anna"]["revoked"]

@@ -336,7 +336,9 @@ async def test_executor_outcomes(tmp_path: Path) -> None:
         await s.add("SLOW")
         s.answers["SLOW"] = slow_once
         await s.central.register_station("GONE")
-        ex = Executor(s.central, retries=1, retry_backoff_s=0.01)
+        # SLOW: the first CALL times out at 2 s while the station works on it until 3 s; the
+        # retry at 2.6 s finds it busy (RpcFrameworkError, one outstanding CALL), the next at 3.8 s lands
+        ex = Executor(s.central, retries=2, retry_backoff_s=0.6)
         cmds = [_cmd(sid) for sid in ("OK", "REJ", "NOADAPTER", "NOTX", "SLOW", "GONE")]
         result = await ex.execute(cmds)
         out = {r.command.station_id: r for r in result.results}
@@ -344,7 +346,7 @@ async def test_executor_outcomes(tmp_path: Path) -> None:
         assert (out["REJ"].outcome, out["REJ"].reason) == ("rejected", "NoBPTAllowed")
         assert (out["NOADAPTER"].outcome, out["NOADAPTER"].reason) == ("refused", "CannotDischarge")
         assert out["NOTX"].outcome == "no_transaction"
-        assert out["SLOW"].outcome == "accepted" and out["SLOW"].attempts == 2
+        assert out["SLOW"].outcome == "accepted" and out["SLOW"].attempts == 3
         assert out["GONE"].outcome == "offline"
         assert result.counts() == {"accepted": 2, "rejected": 1, "refused": 1, "no_transaction": 1, "offline": 1}
         assert s.calls["NOADAPTER"] == 0  # refused before sending

@@ -107,7 +107,9 @@ def _der_tlv(data: bytes, at: int) -> tuple[int, int, int]:
 def test_hash_data_is_the_ocsp_cert_id_of_the_certificate() -> None:
     authority = trustme.CA()
     root = x509.load_pem_x509_certificate(authority.cert_pem.bytes())
-    leaf = x509.load_pem_x509_certificate(authority.issue_cert(common_name="FE-0001").cert_chain_pems[0].bytes())
+    leaf = x509.load_pem_x509_certificate(
+        authority.issue_cert("FE-0001", common_name="FE-0001").cert_chain_pems[0].bytes()
+    )
     # issuerKeyHash by hand: SPKI = SEQUENCE { AlgorithmIdentifier, BIT STRING }; hash the bits
     spki = root.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     _, inner, _ = _der_tlv(spki, 0)
@@ -129,7 +131,7 @@ def test_signing_ca_refuses_a_key_that_is_not_its_own_and_a_non_ca_certificate()
     a, b = trustme.CA(), trustme.CA()
     with pytest.raises(ValueError, match="does not belong"):
         SigningCa.from_pem(a.cert_pem.bytes(), b.private_key_pem.bytes())
-    leaf = a.issue_cert(common_name="not-a-ca")
+    leaf = a.issue_cert("not-a-ca", common_name="not-a-ca")
     with pytest.raises(ValueError, match="not a CA"):
         SigningCa.from_pem(leaf.cert_chain_pems[0].bytes(), leaf.private_key_pem.bytes())
     with pytest.raises(ValueError, match="not a PEM certificate"):

@@ -109,7 +109,7 @@ async def test_profile3_station_renews_its_certificate_and_reconnects_with_it(
 
 
 def _station_files(tmp_path: Path, ca: trustme.CA, station_id: str, **issue: Any) -> tuple[Path, Path]:
-    issued = ca.issue_cert(common_name=station_id, **issue)
+    issued = ca.issue_cert(station_id, common_name=station_id, **issue)
     cert_file, key_file = tmp_path / f"{station_id}.pem", tmp_path / f"{station_id}.key"
     for blob in issued.cert_chain_pems:
         blob.write_to_path(str(cert_file), append=True)
@@ -218,7 +218,7 @@ async def test_simulator_refuses_a_certificate_it_did_not_ask_for(central: Centr
     await st.start()
     try:
         await st.wait_online()
-        foreign = ca.issue_cert(common_name="FE-2").cert_chain_pems[0].bytes().decode()
+        foreign = ca.issue_cert("FE-2", common_name="FE-2").cert_chain_pems[0].bytes().decode()
         reply = await central.call("FE-2", "CertificateSigned", {"certificateChain": foreign})
         assert reply["status"] == "Rejected"
         assert "no certificate signing request" in reply["statusInfo"]["additionalInfo"]

@@ -55,7 +55,7 @@ def client_context(
     ctx.maximum_version = tls_version
     trust.configure_trust(ctx)
     if client_ca is not None:
-        client_ca.issue_cert(common_name=common_name).configure_cert(ctx)
+        client_ca.issue_cert(common_name, common_name=common_name).configure_cert(ctx)
     return ctx
 
 

@@ -18,6 +18,7 @@ from csms.store.migrate import head_revision
 from csms.store.models import Base
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+HEAD = head_revision()
 
 
 def _schema_diff(conn: Connection) -> list[object]:
@@ -32,7 +33,7 @@ def _tables(conn: Connection) -> set[str]:
 async def test_fresh_database_is_migrated_to_head_and_reopen_is_idempotent(db_url: str) -> None:
     store = await Store.open(db_url)
     try:
-        assert await store.schema_revision() == head_revision() == "0003"
+        assert await store.schema_revision() == HEAD
         async with store.engine.connect() as conn:
             tables = await conn.run_sync(_tables)
             assert set(Base.metadata.tables) | {"alembic_version"} == tables
@@ -43,11 +44,11 @@ async def test_fresh_database_is_migrated_to_head_and_reopen_is_idempotent(db_ur
     for _ in range(2):
         store = await Store.open(db_url)
         try:
-            assert await store.schema_revision() == "0003"
+            assert await store.schema_revision() == HEAD
             assert (await store.get_station("CS-1")).vendor == "V"  # type: ignore[union-attr]
             async with store.engine.connect() as conn:
                 versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
-            assert versions == [("0003",)]
+            assert versions == [(HEAD,)]
         finally:
             await store.close()
 
@@ -59,14 +60,14 @@ async def test_downgrade_to_base_and_upgrade_again(store: Store) -> None:
     async with store.engine.connect() as conn:
         assert await conn.run_sync(_tables) <= {"alembic_version"}
     await migrate.upgrade(store.engine)
-    assert await store.schema_revision() == "0003" and await store.get_station("CS-1") is None
+    assert await store.schema_revision() == HEAD and await store.get_station("CS-1") is None
 
 
 async def test_concurrent_opens_migrate_once(db_url: str) -> None:
     stores = await asyncio.gather(*(Store.open(db_url) for _ in range(3)))
     try:
         for store in stores:
-            assert await store.schema_revision() == "0003"
+            assert await store.schema_revision() == HEAD
         await stores[0].upsert_station("CS-1")
         assert await stores[2].get_station("CS-1") is not None
     finally:
@@ -147,3 +148,18 @@ async def test_returned_rows_are_frozen_and_utc(store: Store) -> None:
     assert row.connected_since is not None and row.connected_since.utcoffset() is not None
     with pytest.raises(Exception, match="frozen"):
         row.connected = False  # type: ignore[misc]
+
+
+async def test_0002_keeps_existing_stations_unblocked_and_starts_the_change_feed(store: Store) -> None:
+    await migrate.downgrade(store.engine, "0001")
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            text("INSERT INTO stations (id, registered_at, meta) VALUES ('OLD-1', :at, '{}')"), {"at": T0}
+        )
+    await migrate.upgrade(store.engine, "0002")
+    row = await store.get_station("OLD-1")
+    assert row is not None and row.blocked is False
+    assert await store.station_changes_head() == 0  # no change recorded for what was there before
+    assert await store.set_station_blocked("OLD-1", True) is True
+    changes, head = await store.station_changes(0)
+    assert [(c.station_id, c.kind) for c in changes] == [("OLD-1", "upsert")] and head == changes[0].rev

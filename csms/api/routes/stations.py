@@ -98,6 +98,7 @@ def _summary(ctx: ApiContext, row: StationRow) -> dict[str, Any]:
         "connected_since": since,
         "last_seen_at": last_seen,
         "boot_policy": (row.meta or {}).get("boot_policy", ctx.central.settings.boot.default_policy),
+        "blocked": row.blocked,
         "registered_at": row.registered_at,
     }
 
