@@ -16,6 +16,10 @@ updates carry ``idTokenInfo`` for every entry. A sync runs after every Accepted 
 operator has a list (version > 0), after every change of the list for the connected stations, and
 on demand (API / CLI). The idTokenInfo of an entry comes from the operator's id token (status,
 ``cacheExpiryDateTime`` from its expiry, ``groupIdToken``) unless given explicitly.
+
+Limits: the list is sent in one SendLocalList, so a list longer than a station's
+``LocalAuthListCtrlr.ItemsPerMessage`` is refused by that station (recorded as Failed); the list
+is one for the whole CSMS (no per-station lists yet).
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ life cycle: the station's answer to ReserveNow (Accepted, Faulted, Occupied, Rej
 Unavailable), then Cancelled, Expired, Removed, NoTransaction or Used. A reservation still
 Accepted after its ``expiryDateTime`` is reported (and recorded) as Expired even if the station
 never said so, since a station that was offline at the time cannot.
+
+Reservation ids are counted in memory from the highest stored one: two CSMS processes sharing a
+database must not both make reservations.
 """
 
 from __future__ import annotations
