@@ -1,10 +1,11 @@
 """Station-side handlers of CSMS requests (the firmware's answer to each CALL).
 
 Each handler is ``async (station, payload) -> response payload``; the tables are shared by every
-station and passed to :class:`~csms.ocpp.rpc.RpcEndpoint` with ``context=station``. An action a real
-Fermata-style unit lacks (reservations, local auth lists, certificates, display messages, monitoring,
-tariffs, DER control...) has no handler, so the endpoint answers ``NotSupported`` (or
-``NotImplemented`` for an action the version does not define).
+station and passed to :class:`~csms.ocpp.rpc.RpcEndpoint` with ``context=station``. The local
+authorization list and cache, reservations, display messages, monitoring and tariffs live in their
+own modules (local_auth, reservations, display, monitoring, tariff). An action the simulator lacks
+(DER control, ...) has no handler, so the endpoint answers ``NotSupported`` (or ``NotImplemented``
+for an action the version does not define).
 
 Follow-up messages (NotifyReport, ReportChargingProfiles, TransactionEvents after a remote start or
 stop, triggered messages) are put into the station's outbox from inside the handler: the outbox is
@@ -37,7 +38,7 @@ from csms.smartcharging.model import (
     parse_set_charging_profile,
 )
 
-from . import certificates
+from . import certificates, display, local_auth, monitoring, reservations, tariff
 from .station import BPT_MODES, _dt, _ts
 from .tree import SUPPORTED_OPERATION_MODES
 
@@ -146,6 +147,7 @@ async def change_availability(st: Station, p: dict[str, Any]) -> dict[str, Any]:
             scheduled = True
         else:
             evse.operative_flag = False
+            reservations.removed(st, evse.id)
         st._status_changed(evse)
     st.wake()
     return {"status": "Scheduled" if scheduled else "Accepted"}
@@ -269,10 +271,6 @@ async def unlock_connector(st: Station, p: dict[str, Any]) -> dict[str, Any]:
     if tx is not None and not tx.ended and tx.authorized:
         return {"status": "OngoingAuthorizedTransaction"}
     return {"status": "Unlocked"}
-
-
-async def clear_cache(st: Station, p: dict[str, Any]) -> dict[str, Any]:
-    return {"status": "Accepted"}
 
 
 async def data_transfer(st: Station, p: dict[str, Any]) -> dict[str, Any]:
@@ -669,17 +667,22 @@ _COMMON: dict[str, Handler] = {
     "TriggerMessage": trigger_message,
     "UpdateFirmware": update_firmware,
     "GetLog": get_log,
-    "ClearCache": clear_cache,
     "DataTransfer": data_transfer,
     "SetChargingProfile": set_charging_profile,
     "ClearChargingProfile": clear_charging_profile,
     "GetChargingProfiles": get_charging_profiles,
     "GetCompositeSchedule": get_composite_schedule,
     **certificates.HANDLERS,
+    **local_auth.HANDLERS,
+    **reservations.HANDLERS,
+    **display.HANDLERS,
+    **monitoring.HANDLERS,
+    **tariff.HANDLERS,
 }
 _V21_ONLY: dict[str, Handler] = {
     "NotifyAllowedEnergyTransfer": notify_allowed_energy_transfer,
     "UpdateDynamicSchedule": update_dynamic_schedule,
+    **tariff.HANDLERS_21,
 }
 
 HANDLERS: dict[str, dict[str, Handler]] = {

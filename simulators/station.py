@@ -48,6 +48,7 @@ from csms.ocpp.rpc import RpcEndpoint
 from csms.smartcharging.composite import Setpoint, effective_power_at, next_change_after
 from csms.smartcharging.model import ChargingProfilePurpose, InstalledProfile, OperationMode
 
+from . import local_auth, reservations, tariff
 from .cars import car as car_model
 from .certificates import CertificateStore
 from .config import FaultConfig, StationConfig
@@ -222,6 +223,8 @@ class Evse:
             return "Unavailable"
         if self.stage.ev is not None:
             return "Occupied"
+        if reservations.held_on(self.station, self.id) is not None:
+            return "Reserved"
         return "Available"
 
     def snapshot(self) -> dict[str, Any]:
@@ -848,7 +851,10 @@ class Station:
             self._authorize_offline(evse, tx_id, id_token, trigger)
 
     def _authorize_offline(self, evse: Evse, tx_id: str, id_token: dict[str, Any], trigger: str) -> None:
-        if self._dm_bool("AuthCtrlr", "LocalAuthorizeOffline", True) and self._dm_bool(
+        known = local_auth.lookup(self, id_token)  # D/C: the local list, then the cache
+        if known is not None and self._dm_bool("AuthCtrlr", "LocalAuthorizeOffline", True):
+            self._authorized(evse, tx_id, id_token, trigger, {"idTokenInfo": known}, local=True)
+        elif self._dm_bool("AuthCtrlr", "LocalAuthorizeOffline", True) and self._dm_bool(
             "AuthCtrlr", "OfflineTxForUnknownIdEnabled", True
         ):
             # authorized locally; no allowedEnergyTransfer known -> charge only until the CSMS says otherwise
@@ -879,13 +885,21 @@ class Station:
         now_t = self.now_t()
         self._advance(evse, now_t)
         status = response.get("idTokenInfo", {}).get("status")
+        if not local and status is not None:
+            local_auth.remember(self, id_token, response["idTokenInfo"])  # C10: every answer
         if status != "Accepted":
             self.log.info("authorization refused", evse=evse.id, status=status)
             tx.id_token = id_token
             self._deauthorize(evse, now_t)
             return
+        if not reservations.admit(self, evse, id_token, response["idTokenInfo"]):
+            self.log.info("EVSE reserved for another idToken", evse=evse.id)
+            tx.id_token = id_token
+            self._deauthorize(evse, now_t)
+            return
         tx.authorized = True
         tx.id_token = id_token
+        tariff.on_authorized(self, tx.id, response)
         if not local:
             tx.allowed = list(response.get("allowedEnergyTransfer", []))
         self._tx_event(evse, "Updated", trigger, now_t, id_token=id_token)
@@ -946,6 +960,7 @@ class Station:
             tx.remote_start_reported = True
         if self.version == "2.1" and tx.op_mode is not None:
             info["operationMode"] = tx.op_mode
+        reservation_id = reservations.report(self, tx.id)
         if event_type == "Ended":
             info["stoppedReason"] = stopped_reason or "Local"
         if event_type != "Started":
@@ -963,6 +978,8 @@ class Station:
             payload["offline"] = True
         if id_token is not None:
             payload["idToken"] = id_token
+        if reservation_id is not None:
+            payload["reservationId"] = reservation_id
         if meter:
             payload["meterValue"] = meter
         tx.reported_w = evse.stage.target_w

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from . import display, local_auth, monitoring, reservations, tariff
 from .devicemodel import MEASURANDS, MEASURANDS_21, READ_ONLY, READ_WRITE, WRITE_ONLY, DeviceModel, Variable
 
 if TYPE_CHECKING:
@@ -156,6 +157,12 @@ def build_device_model(st: Station) -> DeviceModel:
     rw("ISO15118Ctrlr", "Enabled", "true", b)
     rw("ISO15118Ctrlr", "PnCEnabled", "true", b)
     ro("ISO15118Ctrlr", "ProtocolSupported", "ISO15118-20,ISO15118-2,CHAdeMO", "SequenceList")
+
+    local_auth.add_variables(st, dm)
+    reservations.add_variables(st, dm)
+    display.add_variables(st, dm)
+    monitoring.add_variables(st, dm)
+    tariff.add_variables(st, dm)
 
     # per EVSE
     for evse_id, evse in st.evses.items():

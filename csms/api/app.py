@@ -62,6 +62,11 @@ TAGS = [
     {"name": "stations", "description": "stations, their live state and history"},
     {"name": "commands", "description": "OCPP commands sent to a station (operator scope)"},
     {"name": "id tokens", "description": "the authorization list"},
+    {"name": "local list", "description": "the Local Authorization List and its versions per station"},
+    {"name": "reservations", "description": "ReserveNow / CancelReservation and the reservations' life cycle"},
+    {"name": "display messages", "description": "messages on the stations' screens"},
+    {"name": "monitoring", "description": "variable monitors, monitoring reports and alerts"},
+    {"name": "tariffs", "description": "central cost calculation and OCPP 2.1 tariffs"},
     {"name": "grid events", "description": "grid events and delivery reports"},
     {"name": "cluster", "description": "cluster mode: nodes, dispatch leader, where a station is held"},
     {"name": "meta", "description": "health, metrics, token info"},
@@ -135,7 +140,7 @@ def _version() -> str:
 def create_app(service_or_central: Any) -> FastAPI:
     """The API app for a :class:`csms.service.Service` or a bare :class:`csms.central.CentralSystem`."""
     from . import commands
-    from .routes import cluster, grid, registry, stations, tokens
+    from .routes import cluster, display, grid, monitoring, operations, registry, stations, tariff, tokens
 
     version = _version()
     app = FastAPI(
@@ -158,6 +163,10 @@ def create_app(service_or_central: Any) -> FastAPI:
     app.include_router(commands.router)
     app.include_router(tokens.router)
     app.include_router(grid.router)
+    app.include_router(operations.router)
+    app.include_router(display.router)
+    app.include_router(monitoring.router)
+    app.include_router(tariff.router)
     app.include_router(cluster.router)
     app.state.grid_webhook = _mount_grid(app)
     from csms.grid.openadr3.callback import router as openadr3_callback

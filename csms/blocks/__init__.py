@@ -17,14 +17,28 @@ def all_handlers() -> dict[str, Any]:
         authorization,
         datatransfer,
         diagnostics,
+        display_message,
+        monitoring,
         provisioning,
+        reservation,
         security,
         smartcharging,
         transactions,
     )
 
     table: dict[str, Any] = {}
-    for module in (provisioning, authorization, transactions, security, diagnostics, datatransfer, smartcharging):
+    for module in (
+        provisioning,
+        authorization,
+        transactions,
+        security,
+        diagnostics,
+        datatransfer,
+        smartcharging,
+        reservation,
+        display_message,
+        monitoring,
+    ):
         overlap = table.keys() & module.HANDLERS.keys()
         if overlap:
             raise RuntimeError(f"actions handled twice: {sorted(overlap)}")

@@ -4,12 +4,15 @@ Statuses: Accepted, Blocked, Expired (``expires_at`` in the past), Unknown (not 
 unless ``v2x.allow_unknown_tokens``). On OCPP 2.1 an Accepted token also carries the V2X
 permission ``allowedEnergyTransfer``, chosen by operator policy: the token's own list (an
 empty list forbids V2X), else the station's (``allowed_energy_transfer`` in its settings),
-else ``v2x.allowed_energy_transfer``.
+else ``v2x.allowed_energy_transfer``. A station with a tariff (see :mod:`csms.blocks.tariff`) also
+gets it as the driver's ``tariff`` on OCPP 2.1.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from csms.blocks.tariff import Tariffs
 
 if TYPE_CHECKING:
     from csms.server.session import StationSession
@@ -49,6 +52,10 @@ async def authorize(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
     response: dict[str, Any] = {"idTokenInfo": info}
     if s.version == "2.1" and allowed:
         response["allowedEnergyTransfer"] = allowed
+    if s.version == "2.1" and info["status"] == "Accepted":
+        driver_tariff = Tariffs.of(s.central).driver_tariff(s.station_id)
+        if driver_tariff is not None:
+            response["tariff"] = driver_tariff
     s.log.info("authorize", id_token=p["idToken"]["idToken"], status=info["status"])
     return response
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from csms.blocks import local_auth_list, monitoring
 from csms.clock import parse_rfc3339, to_rfc3339
 from csms.domain.station import BootState
 
@@ -40,6 +41,8 @@ async def boot_notification(s: StationSession, p: dict[str, Any]) -> dict[str, A
     )
     s.log.info("boot", status=status.value, reason=p.get("reason"), model=cs.get("model"))
     central.emit("boot", s.station_id, {"status": status.value, "reason": p.get("reason"), "station": cs})
+    if status is BootState.ACCEPTED:
+        local_auth_list.after_boot(s)
     return {"currentTime": to_rfc3339(now), "interval": interval, "status": status.value}
 
 
@@ -89,6 +92,7 @@ async def notify_report(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
 
 async def notify_event(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
     await s.central.store.add_station_event(s.station_id, "NotifyEvent", parse_rfc3339(p["generatedAt"]), p)
+    await monitoring.Monitoring.of(s.central).on_event(s, p)
     return {}
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
+from csms.blocks import reservation, tariff
 from csms.blocks.authorization import token_info
 from csms.domain.metering import latest_readings
 
@@ -45,6 +46,8 @@ async def transaction_event(s: StationSession, p: dict[str, Any]) -> dict[str, A
     if not inserted:
         s.log.info("duplicate TransactionEvent acknowledged", transaction=tx_id, seq_no=p["seqNo"])
         return response
+    if "reservationId" in p:
+        await reservation.used(s, p["reservationId"])
     if evse_id is None:
         known = s.state.evse_of_transaction(tx_id)
         evse_id = known.evse_id if known else row.evse_id
@@ -72,6 +75,7 @@ async def transaction_event(s: StationSession, p: dict[str, Any]) -> dict[str, A
             central.background(central.charging.set_allowed_energy_transfer(s.station_id, tx_id, allowed))
         if p.get("meterValue") and not p.get("offline", False):
             _apply_live_meter(s, evse_id, p["meterValue"])
+    tariff.Tariffs.of(central).on_transaction_event(s, p, response)
     central.emit(
         "transaction",
         s.station_id,

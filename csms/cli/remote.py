@@ -171,6 +171,9 @@ def register(app: typer.Typer) -> None:
     from .certificates import certificate  # imports this module's shared options
 
     app.add_typer(certificate, name="certificate")
+    from .operations import register as register_operations
+
+    register_operations(app)
 
 
 # ============================================================================ session

@@ -286,3 +286,55 @@ class ApiToken(Base):
     scope: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class LocalListEntry(Base):
+    """One id token of the operator's Local Authorization List (OCPP D01/D02).
+
+    ``version`` is the list version at which this entry last changed; a removed entry stays as a
+    tombstone (``id_token_info`` NULL, ``deleted``) so a differential update can remove it from a
+    station that still has it. The list's version is the highest ``version`` of any row."""
+
+    __tablename__ = "local_list_entries"
+    __table_args__ = (Index(None, "version"),)
+
+    id_token: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(32), primary_key=True)
+    id_token_info: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    version: Mapped[int] = mapped_column(Integer)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class LocalListStation(Base):
+    """The Local Authorization List version a station last confirmed (SendLocalList Accepted or
+    GetLocalListVersion), and the outcome of the last synchronisation attempt."""
+
+    __tablename__ = "local_list_stations"
+
+    station_id: Mapped[str] = mapped_column(String(STATION_ID_LEN), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str | None] = mapped_column(String(32))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Reservation(Base):
+    """A reservation the CSMS asked a station for (ReserveNow, OCPP H01), with its life cycle:
+    the station's answer (Accepted, Faulted, Occupied, Rejected, Unavailable), then Cancelled
+    (CancelReservation), Expired / Removed (ReservationStatusUpdate) or Used (a transaction
+    started with its token)."""
+
+    __tablename__ = "reservations"
+    __table_args__ = (Index(None, "station_id", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    station_id: Mapped[str] = mapped_column(String(STATION_ID_LEN))
+    evse_id: Mapped[int | None] = mapped_column(Integer)
+    connector_type: Mapped[str | None] = mapped_column(String(32))
+    id_token: Mapped[str] = mapped_column(String(255))
+    id_token_type: Mapped[str] = mapped_column(String(32))
+    group_id_token: Mapped[str | None] = mapped_column(String(255))
+    expiry_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -198,8 +198,8 @@ async def test_unsupported_actions_and_answer_delay_fault() -> None:
         async with fleet:
             await fleet["NS-1"].wait_online(5)
             with pytest.raises(CallErrorReceived) as err:
-                await csms.call("NS-1", "ReserveNow", {"id": 1, "expiryDateTime": csms.clock.timestamp(),
-                                                       "idToken": {"idToken": "x", "type": "Central"}})  # fmt: skip
+                # (reservations are supported now; customer information is not)
+                await csms.call("NS-1", "CustomerInformation", {"requestId": 1, "report": True, "clear": False})
             assert err.value.code == "NotSupported"
             fleet["NS-1"].set_faults(answer_delay_s=1.0)
             with pytest.raises(CallTimeout):

@@ -1,7 +1,7 @@
 """Cluster mode: ``dispatch_commands``, the schedules the dispatch leader last sent per car.
 
 Revision ID: 0100_cluster
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-07 00:00:00+00:00
 
 A node that takes over the dispatch leadership loads them and re-sends only what its plan
@@ -17,7 +17,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0100_cluster"
-down_revision: str | Sequence[str] | None = "0002"
+down_revision: str | Sequence[str] | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
