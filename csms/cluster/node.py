@@ -53,6 +53,7 @@ class ClusterNode:
         self._unsubscribe: Any = None
         self._renewed = time.monotonic()
         self._live: set[str] = set()
+        self._conns: dict[str, tuple[float, str]] = {}  # local station -> (connected at, wall s; version)
 
     async def start(self) -> None:
         s = self.settings
@@ -110,8 +111,10 @@ class ClusterNode:
     # ------------------------------------------------------------------ station claims
     def _on_local(self, kind: str, station_id: str, data: dict[str, Any]) -> None:
         if kind == "connected":
+            self._conns[station_id] = (time.time(), data.get("version") or "2.0.1")
             self._claims.put_nowait(("claim", station_id, data.get("version")))
         elif kind == "disconnected":
+            self._conns.pop(station_id, None)
             self._claims.put_nowait(("drop", station_id, None))
 
     async def _claim_loop(self) -> None:
@@ -132,9 +135,9 @@ class ClusterNode:
                 if station_id not in self.central.sessions:
                     return  # gone again already
                 rev = await self.registry.claim(station_id, version or "2.0.1")
-                await self.nc.publish(
-                    f"{self.prefix}.taken", wire.dumps({"station": station_id, "node": self.node_id, "rev": rev})
-                )
+                since = self._conns.get(station_id, (0.0, ""))[0]
+                taken = {"station": station_id, "node": self.node_id, "rev": rev, "since": since}
+                await self.nc.publish(f"{self.prefix}.taken", wire.dumps(taken))
             elif station_id not in self.central.sessions:  # not reconnected here meanwhile
                 await self.registry.drop(station_id)
         except asyncio.CancelledError:
@@ -151,9 +154,13 @@ class ClusterNode:
         sid, node, rev = taken.get("station"), taken.get("node"), int(taken.get("rev") or 0)
         if node == self.node_id or sid not in self.central.sessions:
             return
-        mine = self.registry.mine.get(sid)
-        if mine is None or mine > rev:
-            # this node's claim is the newer one, or not written yet (and will be newer when it is)
+        # The connection that opened last is the station's; the claims' order need not follow
+        # (each node writes its claim when it gets to it).
+        since, version = self._conns.get(sid, (0.0, "2.0.1"))
+        if (since, self.node_id) > (float(taken.get("since") or 0.0), str(node)):
+            mine = self.registry.mine.get(sid)
+            if mine is not None and mine < rev:  # the older connection's late claim overwrote ours
+                self._claims.put_nowait(("claim", sid, version))
             return
         self.registry.mine.pop(sid, None)
         self.central.background(self.central.release(sid, f"station reconnected to node {node}"))

@@ -7,9 +7,11 @@
   claim is still its own (optimistic concurrency on the KV revision). A claim whose node has no
   lease is stale: the station counts as offline.
 
-A claim is also announced on ``<prefix>.taken``: the node that held the station before (a
-half-open connection it has not noticed yet) closes its copy, so a stale node never answers for
-a station. Revisions order the claims, so a late announcement cannot close the newer connection.
+A claim is also announced on ``<prefix>.taken``, with the time its connection opened: the node
+that held the station before (a half-open connection it has not noticed yet) closes its copy, so
+a stale node never answers for a station. The connection that opened last wins, whatever order
+the claims were written in: a node whose newer connection's claim was overwritten by an older
+one's late claim claims again (:mod:`csms.cluster.node`).
 """
 
 from __future__ import annotations
