@@ -361,6 +361,17 @@ def _full_model(problem: Problem) -> _Model:
     dep = b.rows(present.size, problem.req[present] + _margin(problem, present), np.inf)
     b.coef(dep, e[offsets[present] + n_i[present] - 1], 1.0)
     b.coef(dep, u, 1.0)
+    # earliest departures: e >= lower on the edges from bp to b (soft through the same slack u)
+    u_of = np.full(n, -1, dtype=np.int64)
+    u_of[present] = np.arange(present.size)
+    edge = step + 1
+    prom = np.flatnonzero(
+        (edge >= problem.bp[car]) & (edge < problem.b[car]) & (problem.lower[car, edge] > problem.lb[car])
+    )
+    if prom.size:
+        pr = b.rows(prom.size, problem.lower[car[prom], edge[prom]], np.inf)
+        b.coef(pr, e[prom], 1.0)
+        b.coef(pr, u[u_of[car[prom]]], 1.0)
     _fairness(b, problem, d, car[pd], dt[step[pd]])
     _reserve(b, problem, e, offsets)
 
@@ -382,7 +393,10 @@ def compact_applicable(problem: Problem) -> bool:
         return False
     outside = problem.seg_idx < 0
     total_charge = float(problem.cmax.sum())
-    return bool(np.all(problem.x_lo[outside] <= -total_charge - 1e-9))
+    # a car that may leave before its modelled departure while still below its requirement
+    # has a ramp to follow (charge at full power until it is there): only the full model has it
+    early = (problem.bp < problem.b) & (problem.e0 < problem.req - 1e-9)
+    return bool(np.all(problem.x_lo[outside] <= -total_charge - 1e-9)) and not bool(early.any())
 
 
 def _asap(amount: np.ndarray, window: np.ndarray, rate: np.ndarray, dt: np.ndarray) -> np.ndarray:
@@ -412,7 +426,9 @@ def _compact_model(problem: Problem) -> _Model:
     charger = (problem.req > e_nonev + 1e-9) & (eb > ea)
     # least energy a non-charger must keep at the end of its block steps (floor, or what
     # charging at full power after the block cannot add before departure)
-    keep_end = np.maximum(problem.lb, problem.req - eta_c * cmax * post_h + _margin(problem, np.arange(n)))
+    # (charging after the block counts only until the earliest departure)
+    post_h_req = np.maximum(cum_h[np.maximum(problem.bp, post_start)] - cum_h[post_start], 0.0)
+    keep_end = np.maximum(problem.lb, problem.req - eta_c * cmax * post_h_req + _margin(problem, np.arange(n)))
     budget = (problem.e0 - keep_end) * eta_d  # grid-side energy dischargeable without pre-charging
     with_pre = pre_max > 1e-9
 
