@@ -371,8 +371,7 @@ def teller(setting: Setting, model: DepartureModel, sessions: dict[str, Session]
     def told(car: CarState, now: datetime) -> CarState:
         s = sessions[car.car_id]
         est = s.estimated_departure if setting == "estimate" else None
-        fc = model.forecast(s.arrival, now, estimate=est)
-        return car.model_copy(update={"departure": fc.expected, "earliest_departure": fc.earliest})
+        return model.apply(car, now, arrival=s.arrival, estimate=est)
 
     return told
 
@@ -410,9 +409,10 @@ def scenarios(sessions: list[Session], split: str, n_days: int, lead_h: float) -
     return out
 
 
-#: Departure-model quantiles (tuned on the dev months): planned until the median stay of cars
-#: like this one still here, promise kept from the 5 % quantile.
-MODEL_OPTIONS: dict[str, float] = {"q_expected": 0.5, "q_earliest": 0.05}
+#: Departure-model quantiles (chosen on the dev months): the promise is kept at every moment
+#: (``q_earliest`` 0), the car planned until the 95 % quantile of the stay of cars like it
+#: still here, weighed by the chance it is still there.
+MODEL_OPTIONS: dict[str, float] = {"q_earliest": 0.0, "q_expected": 0.5, "q_latest": 0.95}
 
 
 def score(run: Run, target: float, cars: list[CarState], start: datetime) -> dict[str, float]:

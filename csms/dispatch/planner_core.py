@@ -146,10 +146,14 @@ class Problem:
     required at the end of step ``b-1``, already lowered to what is reachable
     for cars whose target cannot be met), ``infeasible_need``, ``can_discharge``;
     ``bp`` the edge of the earliest departure (``a <= bp <= b``; ``b`` unless
-    the car's ``earliest_departure`` says otherwise) and ``lower`` (N, T+1) the
-    least energy at every edge: ``lb`` before ``bp``, from ``bp`` to ``b`` the
-    requirement or, until it can be there, what charging at full power since
-    ``a`` reaches (the promise to a driver who may leave from ``bp`` on).
+    the car's ``earliest_departure`` says otherwise), ``promise`` the energy
+    held from ``bp`` on (``req``, or the full target when ``bp < b``) and
+    ``lower`` (N, T+1) the least energy at every edge: ``lb`` before ``bp``,
+    from ``bp`` to ``b`` the promise or, until it can be there, what charging
+    at full power since ``a`` reaches (the promise to a driver who may leave from ``bp`` on);
+    ``presence`` (N, T) the probability the car is still plugged in during each
+    step: 1 until ``bp``, then falling linearly to 0 at ``b`` (1 throughout when
+    the departure is known; always 1 in the first step, which is executed now).
     """
 
     t0: datetime
@@ -185,7 +189,9 @@ class Problem:
     can_discharge: np.ndarray
     departs_in_horizon: np.ndarray
     bp: np.ndarray
+    promise: np.ndarray
     lower: np.ndarray
+    presence: np.ndarray
 
     @property
     def n_steps(self) -> int:
@@ -360,7 +366,15 @@ def build_problem(
     k = np.arange(n_t + 1)[None, :]
     ramp = e0[:, None] + (eta_c * cmax)[:, None] * (cum_h[None, :] - cum_h[a][:, None])
     in_promise = (k >= bp[:, None]) & (k <= b[:, None]) & (b > a)[:, None]
-    lower = np.where(in_promise, np.maximum(lb[:, None], np.minimum(req[:, None], ramp)), lb[:, None])
+    # from the earliest departure on the car holds its full target (no credit for charging after
+    # the horizon: the driver may leave at once), or what full power since now reaches
+    promise = np.where(bp < b, np.minimum(target_kwh, cap), req)
+    lower = np.where(in_promise, np.maximum(lb[:, None], np.minimum(promise[:, None], ramp)), lb[:, None])
+    span_s = np.maximum(edges[b] - edges[bp], 1e-9)
+    presence = np.clip((edges[b][:, None] - mids[None, :]) / span_s[:, None], 0.0, 1.0)
+    presence = np.where((mids[None, :] < edges[bp][:, None]) | (bp == b)[:, None], 1.0, presence)
+    if n_t:
+        presence[:, 0] = 1.0
     return Problem(
         t0=t0,
         edges_s=edges,
@@ -395,7 +409,9 @@ def build_problem(
         can_discharge=can_dis,
         departs_in_horizon=departs_in,
         bp=bp,
+        promise=promise,
         lower=lower,
+        presence=presence,
     )
 
 

@@ -355,8 +355,8 @@ def _full_model(problem: Problem) -> _Model:
     b.coef(dyn, c, -problem.eta_c[car] * dt[step])
     b.coef(dyn[pd], d, dt[step[pd]] / problem.eta_d[car[pd]])
     bal = _tracking_block(b, problem, np.arange(n_t))
-    b.coef(bal[step], c, -1.0)
-    b.coef(bal[step[pd]], d, 1.0)
+    b.coef(bal[step], c, -problem.presence[car, step])
+    b.coef(bal[step[pd]], d, problem.presence[car[pd], step[pd]])
     u = b.cols(present.size, W_DEPARTURE)
     dep = b.rows(present.size, problem.req[present] + _margin(problem, present), np.inf)
     b.coef(dep, e[offsets[present] + n_i[present] - 1], 1.0)
@@ -366,7 +366,7 @@ def _full_model(problem: Problem) -> _Model:
     u_of[present] = np.arange(present.size)
     edge = step + 1
     prom = np.flatnonzero(
-        (edge >= problem.bp[car]) & (edge < problem.b[car]) & (problem.lower[car, edge] > problem.lb[car])
+        (edge >= problem.bp[car]) & (problem.bp[car] < problem.b[car]) & (problem.lower[car, edge] > problem.lb[car])
     )
     if prom.size:
         pr = b.rows(prom.size, problem.lower[car[prom], edge[prom]], np.inf)
@@ -395,7 +395,7 @@ def compact_applicable(problem: Problem) -> bool:
     total_charge = float(problem.cmax.sum())
     # a car that may leave before its modelled departure while still below its requirement
     # has a ramp to follow (charge at full power until it is there): only the full model has it
-    early = (problem.bp < problem.b) & (problem.e0 < problem.req - 1e-9)
+    early = (problem.bp < problem.b) & (problem.e0 < problem.promise - 1e-9)
     return bool(np.all(problem.x_lo[outside] <= -total_charge - 1e-9)) and not bool(early.any())
 
 
@@ -428,7 +428,7 @@ def _compact_model(problem: Problem) -> _Model:
     # charging at full power after the block cannot add before departure)
     # (charging after the block counts only until the earliest departure)
     post_h_req = np.maximum(cum_h[np.maximum(problem.bp, post_start)] - cum_h[post_start], 0.0)
-    keep_end = np.maximum(problem.lb, problem.req - eta_c * cmax * post_h_req + _margin(problem, np.arange(n)))
+    keep_end = np.maximum(problem.lb, problem.promise - eta_c * cmax * post_h_req + _margin(problem, np.arange(n)))
     budget = (problem.e0 - keep_end) * eta_d  # grid-side energy dischargeable without pre-charging
     with_pre = pre_max > 1e-9
 
@@ -492,8 +492,8 @@ def _compact_model(problem: Problem) -> _Model:
     b.coef(dep[qc_of], c, eta_c[car[pc]] * dt[step[pc]])
 
     bal = _tracking_block(b, problem, np.arange(s0, s1))
-    b.coef(bal[step[pc] - s0], c, -1.0)
-    b.coef(bal[step[pd] - s0], d, 1.0)
+    b.coef(bal[step[pc] - s0], c, -problem.presence[car[pc], step[pc]])
+    b.coef(bal[step[pd] - s0], d, problem.presence[car[pd], step[pd]])
 
     steps = np.arange(n_t)
     avail = (steps[None, :] >= a[:, None]) & (steps[None, :] < bb[:, None])
@@ -516,7 +516,7 @@ def _compact_model(problem: Problem) -> _Model:
         # after the block, charge what the departure still needs
         gain = np.where(out > 0, out * eta_c[:, None], out / eta_d[:, None]) * dt[None, :]
         e_end = problem.e0 + eta_c * pre + gain[:, s0:s1].sum(axis=1)
-        need_post = np.maximum(problem.req + _margin(problem, np.arange(n)) - e_end, 0.0) / eta_c
+        need_post = np.maximum(problem.promise + _margin(problem, np.arange(n)) - e_end, 0.0) / eta_c
         post = np.where(np.isin(np.arange(n), ccars), post, np.minimum(need_post, cmax * post_h))
         out += _asap(pre, pre_win, cmax, dt) + _asap(post, post_win, cmax, dt)
         return out
