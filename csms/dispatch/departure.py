@@ -7,7 +7,8 @@ by weekday and local hour of arrival, and forecasts a plugged-in car's departure
 it is still here**: the conditional distribution of the stay among past sessions of the same
 kind that lasted at least as long as this one has so far. A forecast has two times:
 
-* ``earliest`` -- a low quantile (``q_earliest``, default 0: now): from then on the planner
+* ``earliest`` -- a low quantile (``q_earliest``; the default 0 means now, whatever the
+  shortest stay on record): from then on the planner
   keeps the driver's promise (:attr:`~csms.dispatch.fleet.CarState.earliest_departure`): a
   car leaving earlier than modelled is not left short. With the default the promise holds at
   every moment -- a car below its target charges at full power until it is there, a car at
@@ -161,6 +162,8 @@ class DepartureModel:
         else:
             q = np.quantile(stays, [self.q_earliest, self.q_expected, self.q_latest])
             earliest, expected, latest = (arrival + timedelta(hours=float(h)) for h in q)
+            if self.q_earliest <= 0.0:  # no history rules out an early unplug: the promise holds now
+                earliest = now
         if estimate is not None and _to_utc(estimate) > now:
             # the driver's word moves the middle; the range keeps the model's early end
             expected = _to_utc(estimate)
@@ -184,7 +187,8 @@ class DepartureModel:
         """
         arr = arrival or car.plugged_in_at or now
         fc = self.forecast(arr, now, estimate)
-        return car.model_copy(update={"departure": fc.latest, "earliest_departure": fc.earliest})
+        update = {"departure": fc.latest, "earliest_departure": fc.earliest, "expected_departure": fc.expected}
+        return car.model_copy(update=update)
 
 
 class ArrivalModel:

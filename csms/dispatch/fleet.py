@@ -82,7 +82,16 @@ class CarState(BaseModel):
         ),
     )
 
-    @field_validator("departure", "plugged_in_at", "earliest_departure")
+    expected_departure: datetime | None = Field(
+        default=None,
+        description=(
+            "median of a modelled departure, between ``earliest_departure`` and ``departure``: the "
+            "planner weighs the car by the chance it is still plugged in, 1 until the earliest "
+            "departure, 1/2 at this one, 0 at ``departure`` (piecewise linear; linear without it)"
+        ),
+    )
+
+    @field_validator("departure", "plugged_in_at", "earliest_departure", "expected_departure")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
         return None if value is None else _to_utc(value)

@@ -152,8 +152,9 @@ class Problem:
     from ``bp`` to ``b`` the promise or, until it can be there, what charging
     at full power since ``a`` reaches (the promise to a driver who may leave from ``bp`` on);
     ``presence`` (N, T) the probability the car is still plugged in during each
-    step: 1 until ``bp``, then falling linearly to 0 at ``b`` (1 throughout when
-    the departure is known; always 1 in the first step, which is executed now).
+    step: 1 until its earliest departure, 1/2 at its expected departure
+    (midway without one), 0 at ``b``, piecewise linear (1 throughout when the
+    departure is known; always 1 in the first step, which is executed now).
     """
 
     t0: datetime
@@ -370,9 +371,17 @@ def build_problem(
     # the horizon: the driver may leave at once), or what full power since now reaches
     promise = np.where(bp < b, np.minimum(target_kwh, cap), req)
     lower = np.where(in_promise, np.maximum(lb[:, None], np.minimum(promise[:, None], ramp)), lb[:, None])
-    span_s = np.maximum(edges[b] - edges[bp], 1e-9)
-    presence = np.clip((edges[b][:, None] - mids[None, :]) / span_s[:, None], 0.0, 1.0)
-    presence = np.where((mids[None, :] < edges[bp][:, None]) | (bp == b)[:, None], 1.0, presence)
+    # chance the car is still plugged in: 1 until bp, 1/2 at its expected departure, 0 at b
+    t_lo = np.minimum(np.maximum(early_s, edges[a]), edges[b])
+    t_hi = edges[b]
+    exp_s = np.array(
+        [rel(c.expected_departure) if c.expected_departure is not None else np.nan for c in cars], dtype=float
+    )
+    t_mid = np.where(np.isnan(exp_s), 0.5 * (t_lo + t_hi), np.clip(exp_s, t_lo, t_hi))
+    first = np.clip((t_mid[:, None] - mids[None, :]) / np.maximum(t_mid - t_lo, 1e-9)[:, None], 0.0, 1.0)
+    second = np.clip((t_hi[:, None] - mids[None, :]) / np.maximum(t_hi - t_mid, 1e-9)[:, None], 0.0, 1.0)
+    presence = np.where(mids[None, :] < t_mid[:, None], 0.5 + 0.5 * first, 0.5 * second)
+    presence = np.where((mids[None, :] < t_lo[:, None]) | (bp == b)[:, None], 1.0, presence)
     if n_t:
         presence[:, 0] = 1.0
     return Problem(

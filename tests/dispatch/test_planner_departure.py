@@ -40,7 +40,10 @@ def test_departure_model_is_conditional_on_the_car_still_being_here() -> None:
     assert at_arrival.cell == "wd/2/8"
     assert at_arrival.expected == arrival + timedelta(hours=8)  # median of 6/8/10 h
     assert at_arrival.latest == arrival + timedelta(hours=10)
-    assert at_arrival.earliest == arrival + timedelta(hours=6)
+    assert at_arrival.earliest == arrival  # q_earliest 0: the driver may unplug at any moment
+    assert model.forecast(arrival, arrival + timedelta(hours=1)).earliest == arrival + timedelta(hours=1)
+    model = DepartureModel.fit(sessions(), "America/Los_Angeles", q_earliest=0.01, q_expected=0.5, q_latest=0.95)
+    assert model.forecast(arrival, arrival).earliest == arrival + timedelta(hours=6)
     # still here after 7 h: the 6 h stays are ruled out
     later = model.forecast(arrival, arrival + timedelta(hours=7))
     assert later.expected == arrival + timedelta(hours=9)
@@ -63,7 +66,7 @@ def test_departure_model_backs_off_from_sparse_cells() -> None:
 
 
 def test_model_apply_plans_until_late_quantile_and_promises_from_early_one() -> None:
-    model = DepartureModel.fit(sessions(), LA, q_earliest=0.0, q_latest=0.95)
+    model = DepartureModel.fit(sessions(), LA, q_earliest=0.01, q_latest=0.95)
     arrival = datetime(2019, 7, 3, 8, 0, tzinfo=LA)
     now = arrival + timedelta(hours=7)
     car = CarState(
@@ -79,6 +82,7 @@ def test_model_apply_plans_until_late_quantile_and_promises_from_early_one() -> 
     told = model.apply(car, now)
     assert told.earliest_departure == arrival + timedelta(hours=8)
     assert told.departure == arrival + timedelta(hours=10)
+    assert told.expected_departure == arrival + timedelta(hours=9)
 
 
 def test_arrival_model_counts_per_weekday_slot() -> None:
