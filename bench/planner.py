@@ -532,7 +532,7 @@ def run_sweep(
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks and print the tables."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--days", type=int, default=10, help="Caltech weekdays per split (spread over its months)")
+    ap.add_argument("--days", type=int, default=8, help="Caltech weekdays per split (spread over its months)")
     ap.add_argument(
         "--kw-per-car", default="0.5,1,2,3,6", help="targets per car connected at 16:00, kW (comma-separated)"
     )
@@ -540,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", default="lp,heuristic", help="online planners: lp, heuristic")
     ap.add_argument("--departures", default=",".join(SETTINGS), help="what the planner is told: real,estimate,model")
     ap.add_argument("--lead-h", type=float, default=2.0, help="hours of control before the event")
-    ap.add_argument("--jobs", type=int, default=1, help="worker processes for the sweep")
+    ap.add_argument("--jobs", type=int, default=2, help="worker processes for the sweep")
     ap.add_argument("--no-timing", action="store_true", help="skip the solve-time benchmarks")
     ap.add_argument("--quick", action="store_true", help="1 repetition, 3 days per split")
     ap.add_argument("--lp-10k", action="store_true", help="also time the LP on 10,000 cars (slow)")

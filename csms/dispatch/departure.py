@@ -1,35 +1,30 @@
-"""Departure and arrival models of a site, learned from its past charging sessions (pure code).
+"""Departure model of a site, learned from its past charging sessions (pure code).
 
 Drivers' own departure estimates are often far off (Caltech ACN 2019: half are more than an
 hour out, one in ten leaves 6 h before the time given; 2021: the median estimate is 3.4 h late).
 :class:`DepartureModel` learns, per site, the distribution of the stay (departure - arrival)
 by weekday and local hour of arrival, and forecasts a plugged-in car's departure **given that
 it is still here**: the conditional distribution of the stay among past sessions of the same
-kind that lasted at least as long as this one has so far. A forecast has two times:
+kind that lasted at least as long as this one has so far. A forecast has three times:
 
 * ``earliest`` -- a low quantile (``q_earliest``; the default 0 means now, whatever the
-  shortest stay on record): from then on the planner
-  keeps the driver's promise (:attr:`~csms.dispatch.fleet.CarState.earliest_departure`): a
-  car leaving earlier than modelled is not left short. With the default the promise holds at
-  every moment -- a car below its target charges at full power until it is there, a car at
-  its target only gives what was pre-charged above it. A higher quantile lets cars dip below
-  their target when they can be back before it, at the risk of stranding the drivers who leave
-  earlier than that (on the Caltech dev months 5 % stranded a driver every other day and
-  gained under 0.01 of NAE);
+  shortest stay on record): from then on the planner keeps the driver's promise
+  (:attr:`~csms.dispatch.fleet.CarState.earliest_departure`): a car leaving earlier than
+  modelled is not left short. With the default the promise holds at every moment -- a car
+  below its target charges at full power until it is there, a car at its target only gives
+  what was pre-charged above it. A higher quantile lets cars dip below their target when they
+  can be back before it, at the risk of stranding the drivers who leave earlier than that (on
+  the Caltech dev months 5 % stranded a driver every other day and gained under 0.01 of NAE);
 * ``expected`` -- the median (``q_expected``);
 * ``latest`` -- a high quantile (``q_latest``, default 95 %): the car is planned as available
   until then (:attr:`~csms.dispatch.fleet.CarState.departure`), weighed between ``earliest``
   and ``latest`` by the chance it is still there, so the plan neither counts on a car that is
   likely gone nor leaves a car's energy unused because it might be.
 
-Both are recomputed at every replan, so a car still here after its expected departure gets a
+All are recomputed at every replan, so a car still here after its expected departure gets a
 later one (the conditional distribution moves with the elapsed time). Sparse cells back off to
 coarser ones: (weekday, hour) -> (weekday or weekend, hour) -> (weekday or weekend, 3-hour
 band) -> (weekday or weekend) -> all sessions.
-
-:class:`ArrivalModel` learns the site's arrivals per weekday and 5-minute slot -- the mean
-number of cars arriving and their mean energy need -- for planners and benchmarks that want to
-know what is still to come during an event.
 """
 
 from __future__ import annotations
@@ -78,6 +73,12 @@ class DepartureForecast(BaseModel):
     latest: datetime
     samples: int
     cell: str
+
+
+def _quantiles(sorted_values: np.ndarray, qs: tuple[float, ...]) -> list[float]:
+    """Linear-interpolation quantiles of an already sorted array (as ``np.quantile``, without its overhead)."""
+    pos = np.asarray(qs) * (sorted_values.size - 1)
+    return [float(v) for v in np.interp(pos, np.arange(sorted_values.size), sorted_values)]
 
 
 def _day_class(weekday: int) -> str:
@@ -160,7 +161,7 @@ class DepartureModel:
             expected = latest = now + timedelta(seconds=self.overdue_s)
             earliest = now
         else:
-            q = np.quantile(stays, [self.q_earliest, self.q_expected, self.q_latest])
+            q = _quantiles(stays, (self.q_earliest, self.q_expected, self.q_latest))
             earliest, expected, latest = (arrival + timedelta(hours=float(h)) for h in q)
             if self.q_earliest <= 0.0:  # no history rules out an early unplug: the promise holds now
                 earliest = now
@@ -191,52 +192,4 @@ class DepartureModel:
         return car.model_copy(update=update)
 
 
-class ArrivalModel:
-    """Mean arrivals per weekday and 5-minute slot of the day, and their mean energy need."""
-
-    SLOT_S = 300
-
-    def __init__(self, counts: np.ndarray, energy: np.ndarray, days: np.ndarray, tz: ZoneInfo) -> None:
-        self._counts = counts  # (7, 288)
-        self._energy = energy  # (7, 288) total kWh
-        self._days = days  # (7,) days of each weekday observed
-        self.tz = tz
-
-    @classmethod
-    def fit(cls, sessions: Iterable[SessionRecord], tz: str | ZoneInfo) -> ArrivalModel:
-        """Learn the arrival pattern of a site (every calendar day between the first and last session counts)."""
-        zone = ZoneInfo(tz) if isinstance(tz, str) else tz
-        n_slots = 86400 // cls.SLOT_S
-        counts = np.zeros((7, n_slots))
-        energy = np.zeros((7, n_slots))
-        seen: set[object] = set()
-        for s in sessions:
-            local = s.arrival.astimezone(zone)
-            slot = (local.hour * 3600 + local.minute * 60 + local.second) // cls.SLOT_S
-            counts[local.weekday(), slot] += 1
-            energy[local.weekday(), slot] += s.energy_kwh
-            seen.add(local.date())
-        days = np.zeros(7)
-        if seen:
-            first, last = min(seen), max(seen)  # type: ignore[type-var]
-            n = (last - first).days + 1  # type: ignore[operator]
-            for k in range(n):
-                days[(first + timedelta(days=k)).weekday()] += 1  # type: ignore[operator]
-        return cls(counts, energy, days, zone)
-
-    def expected(self, start: datetime, end: datetime) -> tuple[float, float]:
-        """Mean number of cars arriving in ``[start, end)`` and their mean total energy need (kWh)."""
-        t = _to_utc(start).astimezone(self.tz)
-        stop = _to_utc(end).astimezone(self.tz)
-        n = kwh = 0.0
-        while t < stop:
-            wd = t.weekday()
-            slot = (t.hour * 3600 + t.minute * 60) // self.SLOT_S
-            if self._days[wd] > 0:
-                n += self._counts[wd, slot] / self._days[wd]
-                kwh += self._energy[wd, slot] / self._days[wd]
-            t = (t + timedelta(seconds=self.SLOT_S)).astimezone(self.tz)
-        return float(n), float(kwh)
-
-
-__all__ = ["ArrivalModel", "DepartureForecast", "DepartureModel", "SessionRecord"]
+__all__ = ["DepartureForecast", "DepartureModel", "SessionRecord"]

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from csms.dispatch.departure import ArrivalModel, DepartureModel, SessionRecord
+from csms.dispatch.departure import DepartureModel, SessionRecord
 from csms.dispatch.fleet import CarState, EventTarget, FleetSnapshot
 from csms.dispatch.planner import plan
 from csms.dispatch.planner_core import build_problem
@@ -83,14 +83,6 @@ def test_model_apply_plans_until_late_quantile_and_promises_from_early_one() -> 
     assert told.earliest_departure == arrival + timedelta(hours=8)
     assert told.departure == arrival + timedelta(hours=10)
     assert told.expected_departure == arrival + timedelta(hours=9)
-
-
-def test_arrival_model_counts_per_weekday_slot() -> None:
-    model = ArrivalModel.fit(sessions(35), LA)
-    wed = datetime(2019, 7, 3, 8, 0, tzinfo=LA)
-    n, kwh = model.expected(wed, wed + timedelta(hours=1))
-    assert n == pytest.approx(12.0) and kwh == pytest.approx(120.0)
-    assert model.expected(wed + timedelta(hours=2), wed + timedelta(hours=3)) == (0.0, 0.0)
 
 
 def car(i: int, **kw: object) -> CarState:
