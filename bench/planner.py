@@ -383,6 +383,10 @@ SETTINGS: tuple[Setting, ...] = ("real", "estimate", "model")
 EXTRA_SETTINGS: tuple[Setting, ...] = ("estimate-promise",)
 
 
+#: ``estimate-promise``: how long before the driver's estimate the promise is due.
+PROMISE_MARGIN = timedelta(minutes=10)
+
+
 def teller(setting: Setting, model: DepartureModel, sessions: dict[str, Session]) -> Told | None:
     """What the planner is told about departures in ``setting``.
 
@@ -400,8 +404,8 @@ def teller(setting: Setting, model: DepartureModel, sessions: dict[str, Session]
         est = s.estimated_departure if setting.startswith("estimate") else None
         shown = model.apply(car, now, arrival=s.arrival, estimate=est)
         if setting == "estimate-promise" and est is not None and est > now:
-            # trust the driver: the promise is due 10 minutes before the time they gave
-            early = max(now, est - timedelta(minutes=10))
+            # trust the driver: the promise is due PROMISE_MARGIN before the time they gave
+            early = max(now, est - PROMISE_MARGIN)
             shown = shown.model_copy(update={"earliest_departure": early, "expected_departure": None})
         return shown
 
@@ -523,7 +527,7 @@ def run_sweep(
         "is kept at every moment in both",
     ]
     head = (
-        f"{'split':<9} {'days':>4} {'cars':>5} {'kW/car':>6}  {'planner':<10} {'departures':<10} "
+        f"{'split':<9} {'days':>4} {'cars':>5} {'kW/car':>6}  {'planner':<10} {'departures':<16} "
         f"{'NAE':>6} {'ratio':>6} {'+-10%':>6} {'regret':>7} {'stranded':>8} {'solve ms':>8}"
     )
     out += [head, "-" * len(head)]
@@ -557,7 +561,7 @@ def run_sweep(
                     regret = f"{mean('regret'):+7.3f}" if method != "pf" else f"{'':>7}"
                     name = {"pf": "PF-LP", "lp": "LP", "heuristic": "heuristic"}.get(method, method)
                     out.append(
-                        f"{split:<9} {len(scen):>4} {n_cars:>5.1f} {kw:>6g}  {name:<10} {st:<10} "
+                        f"{split:<9} {len(scen):>4} {n_cars:>5.1f} {kw:>6g}  {name:<10} {st:<16} "
                         f"{mean('nae'):>6.3f} {mean('ratio'):>6.2f} {mean('within'):>6.2f} {regret} "
                         f"{int(sum(r['stranded'] for r in rows)):>8d} {mean('solve_ms'):>8.0f}"
                     )
