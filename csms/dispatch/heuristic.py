@@ -87,7 +87,9 @@ def _pre_event_goal(
     charged toward it, not just enough to close today's gap between the
     fleet's deliverable energy and the block's target: what the plan cannot
     see (cars arriving during the event that must charge, departures earlier
-    than modelled) eats into exactly that headroom.
+    than modelled) eats into exactly that headroom. Without
+    ``problem.precharge_headroom`` only that gap is closed (every car the same
+    fraction of the way).
     """
     dt = problem.dt_h
     in_block = avail[:, bs:be]
@@ -97,6 +99,14 @@ def _pre_event_goal(
     keep_end = keep[rows, last]
     useful = np.where(hours > 0, np.minimum(problem.cap, keep_end + potential / problem.eta_d), 0.0)
     room = np.maximum(useful - np.maximum(e, keep_end), 0.0)
+    if not problem.precharge_headroom:  # only what closes the gap to the block's target energy
+        deliverable = np.minimum(potential, np.maximum(e - keep_end, 0.0) * problem.eta_d)
+        need = float(np.sum(np.nan_to_num(problem.ref_kw[bs:be]) * dt[bs:be]))
+        gap = need - float(deliverable.sum())
+        room_grid = float(np.sum(room * problem.eta_d))
+        if gap <= 0 or room_grid <= 0:
+            return np.zeros_like(e)
+        return np.where(room > 0, np.maximum(e, keep_end) + min(1.0, gap / room_grid) * room, 0.0)
     return np.where(room > 0, np.maximum(e, keep_end) + room, 0.0)
 
 

@@ -151,7 +151,9 @@ class Problem:
     ``lower`` (N, T+1) the least energy at every edge: ``lb`` before ``bp``,
     from ``bp`` to ``b`` the promise or, until it can be there, what charging
     at full power since ``a`` reaches (the promise to a driver who may leave from ``bp`` on);
-    ``presence`` (N, T) the probability the car is still plugged in during each
+    ``precharge_headroom``: before an event, charge every car that can discharge
+    toward what it could export in it (see :mod:`csms.dispatch.planner_lp`),
+    not only what the plan needs. ``presence`` (N, T) the probability the car is still plugged in during each
     step: 1 until its earliest departure, 1/2 at its expected departure
     (midway without one), 0 at ``b``, piecewise linear (1 throughout when the
     departure is known; always 1 in the first step, which is executed now).
@@ -193,6 +195,7 @@ class Problem:
     promise: np.ndarray
     lower: np.ndarray
     presence: np.ndarray
+    precharge_headroom: bool = True
 
     @property
     def n_steps(self) -> int:
@@ -273,6 +276,7 @@ def build_problem(
     tail_step_s: float | None = None,
     horizon_end: datetime | None = None,
     max_horizon_s: float = 24 * 3600.0,
+    precharge_headroom: bool = True,
 ) -> Problem:
     """Turn a snapshot and its event(s) into a :class:`Problem` (see the module docstring)."""
     if step_s <= 0:
@@ -421,6 +425,7 @@ def build_problem(
         promise=promise,
         lower=lower,
         presence=presence,
+        precharge_headroom=precharge_headroom,
     )
 
 

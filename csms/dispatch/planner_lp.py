@@ -316,7 +316,7 @@ def _reserve(b: _Builder, problem: Problem, e: np.ndarray, offsets: np.ndarray) 
     block steps and still keep its keep line at the end of them.
     """
     blk = first_block(problem)
-    if blk is None or blk[0] == 0:
+    if blk is None or blk[0] == 0 or not problem.precharge_headroom:
         return
     s0, s1 = blk
     dub = problem.dmax_steps()[:, s0:s1]
@@ -471,7 +471,11 @@ def _compact_model(problem: Problem) -> _Model:
     useful = problem.dmax_steps()[pre_cars, s0:s1] @ dt[s0:s1] / eta_d[pre_cars]
     short_of_useful = np.maximum(useful - (problem.e0 - keep_end)[pre_cars], 0.0)
     pre_hi = np.minimum(pre_max[pre_cars], short_of_useful / eta_c[pre_cars])
-    pre_cost = W_THROUGHPUT + W_EARLY * pre_mid[pre_cars] - W_RESERVE * eta_c[pre_cars]
+    pre_cost = W_THROUGHPUT + W_EARLY * pre_mid[pre_cars]
+    if problem.precharge_headroom:
+        pre_cost = pre_cost - W_RESERVE * eta_c[pre_cars]
+    else:
+        pre_hi = pre_max[pre_cars]
     c_pre_d = b.cols(pq.size, pre_cost, 0.0, np.maximum(pre_hi, 0.0))
     br = b.rows(pq.size, -np.inf, problem.e0[pre_cars] - keep_end[pre_cars])
     row_of_q = np.full(n_q, -1, dtype=np.int64)

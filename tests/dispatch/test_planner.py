@@ -342,3 +342,9 @@ def test_lp_precharges_to_what_each_car_can_export() -> None:
         charged = res.power[:, before] @ prob.dt_h[before] * 0.9  # battery kWh per car
         # 15 kW for 1 h at 0.9 discharge efficiency: 16.67 kWh above the 24.8 kWh target each
         np.testing.assert_allclose(charged, 15.0 / 0.9, rtol=1e-3)
+        # without the headroom: only what the 10 kWh event needs, 11.1 kWh in all
+        prob = build_problem(FleetSnapshot(time=T0, cars=cars), ev, step_s=300, precharge_headroom=False)
+        res = solve_lp(prob, formulation=form)
+        assert res.optimal and res.power is not None
+        charged = res.power[:, before] @ prob.dt_h[before] * 0.9
+        assert charged.sum() == pytest.approx(10.0 / 0.9, rel=1e-3)
