@@ -44,7 +44,7 @@ at 6.6 kW (a typical level-2 rate) since arrival, capped at their target.
 Options: ``--days N`` (per split, default 8), ``--kw-per-car 1`` (one or more
 targets), ``--splits``, ``--methods``, ``--departures``, ``--jobs`` (worker
 processes, default 2), ``--no-timing``, ``--quick``, ``--data DIR``. The full
-sweep is about 9 CPU-minutes (about 5 minutes on 2 free cores).
+sweep is about 7 CPU-minutes (about 4 minutes on 2 free cores).
 """
 
 from __future__ import annotations
