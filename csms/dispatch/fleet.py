@@ -44,7 +44,10 @@ class CarState(BaseModel):
     arrivals). ``target_soc`` is the SoC promised to the driver at
     ``departure``; the planner never plans a departure below it when it is
     reachable by charging at full power, and never discharges the car below
-    ``soc_floor``.
+    ``soc_floor``. When the departure is a forecast (see
+    :mod:`csms.dispatch.departure`), ``departure`` is the modelled one and
+    ``earliest_departure`` the early end of its range: the promise is kept from
+    then on.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -69,11 +72,35 @@ class CarState(BaseModel):
     target_soc: float = Field(ge=0.0, le=1.0, description="SoC promised to the driver at departure")
     departure: datetime
     plugged_in_at: datetime | None = None
+    earliest_departure: datetime | None = Field(
+        default=None,
+        description=(
+            "earliest time the driver may leave when ``departure`` is only modelled (default: "
+            "``departure``). From then on the car holds its target SoC -- or, if it cannot be there "
+            "yet, as much as charging at full power since now can give it -- so a driver leaving "
+            "earlier than modelled is not left short; the car is still planned until ``departure``."
+        ),
+    )
 
-    @field_validator("departure", "plugged_in_at")
+    expected_departure: datetime | None = Field(
+        default=None,
+        description=(
+            "median of a modelled departure, between ``earliest_departure`` and ``departure``: the "
+            "planner weighs the car by the chance it is still plugged in, 1 until the earliest "
+            "departure, 1/2 at this one, 0 at ``departure`` (piecewise linear; linear without it)"
+        ),
+    )
+
+    @field_validator("departure", "plugged_in_at", "earliest_departure", "expected_departure")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
         return None if value is None else _to_utc(value)
+
+    @model_validator(mode="after")
+    def _earliest_first(self) -> CarState:
+        if self.earliest_departure is not None and self.earliest_departure > self.departure:
+            raise ValueError("earliest_departure after departure")
+        return self
 
     @property
     def energy_kwh(self) -> float:

@@ -23,9 +23,8 @@ budget. Per step ``t`` it:
    and the need re-allocated among the others (a few rounds).
 5. outside event steps charges every car as early as possible toward its
    target (respecting the site import limit for the optional part); before an
-   event block it also pre-charges, if the fleet's deliverable energy falls
-   short of the block's target energy, just enough to close that gap (each
-   car the same fraction of the way to what it could export in the block).
+   event block it also pre-charges every car that can discharge toward what it
+   could export in the block (headroom for what the plan cannot see).
 
 The result is passed through :func:`csms.dispatch.planner_core.repair` like the
 LP's, so floor, capacity and minimum-power rules hold exactly.
@@ -81,13 +80,16 @@ def _pre_event_goal(
     be: int,
     rows: np.ndarray,
 ) -> np.ndarray:
-    """Energy each car should hold before the event block ``[bs, be)`` so the fleet can cover its target.
+    """Energy each car should hold before the event block ``[bs, be)``.
 
     A car's useful maximum is what it must keep at the end of its time in the
-    block plus what it could export there at its (derated) limit. If the
-    fleet's current deliverable energy falls short of the block's target
-    energy, every car is charged the same fraction of the way toward its useful
-    maximum -- just enough to close the gap (no needless cycling otherwise).
+    block plus what it could export there at its (derated) limit. Every car is
+    charged toward it, not just enough to close today's gap between the
+    fleet's deliverable energy and the block's target: what the plan cannot
+    see (cars arriving during the event that must charge, departures earlier
+    than modelled) eats into exactly that headroom. Without
+    ``problem.precharge_headroom`` only that gap is closed (every car the same
+    fraction of the way).
     """
     dt = problem.dt_h
     in_block = avail[:, bs:be]
@@ -96,15 +98,16 @@ def _pre_event_goal(
     last = np.clip(np.minimum(problem.b, be), 0, problem.n_steps)
     keep_end = keep[rows, last]
     useful = np.where(hours > 0, np.minimum(problem.cap, keep_end + potential / problem.eta_d), 0.0)
-    deliverable = np.minimum(potential, np.maximum(e - keep_end, 0.0) * problem.eta_d)
-    need = float(np.sum(np.nan_to_num(problem.ref_kw[bs:be]) * dt[bs:be]))
-    gap = need - float(deliverable.sum())
     room = np.maximum(useful - np.maximum(e, keep_end), 0.0)
-    room_grid = float(np.sum(room * problem.eta_d))
-    if gap <= 0 or room_grid <= 0:
-        return np.zeros_like(e)
-    frac = min(1.0, gap / room_grid)
-    return np.where(room > 0, np.maximum(e, keep_end) + frac * room, 0.0)
+    if not problem.precharge_headroom:  # only what closes the gap to the block's target energy
+        deliverable = np.minimum(potential, np.maximum(e - keep_end, 0.0) * problem.eta_d)
+        need = float(np.sum(np.nan_to_num(problem.ref_kw[bs:be]) * dt[bs:be]))
+        gap = need - float(deliverable.sum())
+        room_grid = float(np.sum(room * problem.eta_d))
+        if gap <= 0 or room_grid <= 0:
+            return np.zeros_like(e)
+        return np.where(room > 0, np.maximum(e, keep_end) + min(1.0, gap / room_grid) * room, 0.0)
+    return np.where(room > 0, np.maximum(e, keep_end) + room, 0.0)
 
 
 def heuristic_schedule(problem: Problem) -> np.ndarray:

@@ -80,6 +80,7 @@ def plan(
     method: Method = "auto",
     tail_step_s: float | None = None,
     max_horizon_s: float = 24 * 3600.0,
+    precharge_headroom: bool = True,
 ) -> Plan:
     """Plan every car's power from ``snapshot.time`` until the last departure.
 
@@ -101,6 +102,11 @@ def plan(
             at most :data:`LP_MAX_PAIRS` car-steps, else the heuristic).
         tail_step_s: step length outside events (default ``max(step_s, 900)``).
         max_horizon_s: cap on the horizon after the last event end.
+        precharge_headroom: before an event, charge every car that can
+            discharge toward what it could export in the event, not only what
+            this plan needs (headroom for arrivals that must charge and for
+            departures earlier than told). Pass False when the cars will not
+            charge above their own target (e.g. under a ``ChargingOnly`` limit).
 
     Returns:
         A :class:`~csms.dispatch.planner_core.Plan`. ``plan.infeasible`` is True
@@ -117,6 +123,7 @@ def plan(
         tail_step_s=tail_step_s,
         horizon_end=horizon_end,
         max_horizon_s=max_horizon_s,
+        precharge_headroom=precharge_headroom,
     )
     return plan_problem(problem, method=method, time_budget_s=time_budget_s, t_start=t_start)
 

@@ -144,7 +144,19 @@ class Problem:
     Per car ``i`` (N): limits, efficiencies, ``e0`` / ``cap`` / ``lb`` (kWh),
     ``a`` / ``b`` (first / one-past-last available step), ``req`` (energy
     required at the end of step ``b-1``, already lowered to what is reachable
-    for cars whose target cannot be met), ``infeasible_need``, ``can_discharge``.
+    for cars whose target cannot be met), ``infeasible_need``, ``can_discharge``;
+    ``bp`` the edge of the earliest departure (``a <= bp <= b``; ``b`` unless
+    the car's ``earliest_departure`` says otherwise), ``promise`` the energy
+    held from ``bp`` on (``req``, or the full target when ``bp < b``) and
+    ``lower`` (N, T+1) the least energy at every edge: ``lb`` before ``bp``,
+    from ``bp`` to ``b`` the promise or, until it can be there, what charging
+    at full power since ``a`` reaches (the promise to a driver who may leave from ``bp`` on);
+    ``precharge_headroom``: before an event, charge every car that can discharge
+    toward what it could export in it (see :mod:`csms.dispatch.planner_lp`),
+    not only what the plan needs. ``presence`` (N, T) the probability the car is still plugged in during each
+    step: 1 until its earliest departure, 1/2 at its expected departure
+    (midway without one), 0 at ``b``, piecewise linear (1 throughout when the
+    departure is known; always 1 in the first step, which is executed now).
     """
 
     t0: datetime
@@ -179,6 +191,11 @@ class Problem:
     infeasible_need: np.ndarray
     can_discharge: np.ndarray
     departs_in_horizon: np.ndarray
+    bp: np.ndarray
+    promise: np.ndarray
+    lower: np.ndarray
+    presence: np.ndarray
+    precharge_headroom: bool = True
 
     @property
     def n_steps(self) -> int:
@@ -207,16 +224,18 @@ class Problem:
         return ub
 
     def keep_line(self) -> np.ndarray:
-        """(N, T+1) minimum battery energy at each edge from which the departure requirement is still met.
+        """(N, T+1) minimum battery energy at each edge from which every later ``lower`` bound is still met.
 
         It assumes charging at the car's full power in every remaining available
         step, and never goes below the car's lower energy bound.
         """
-        avail = self.avail()
-        charge_h = avail * self.dt_h[None, :]
-        remaining = np.concatenate([np.cumsum(charge_h[:, ::-1], axis=1)[:, ::-1], np.zeros((self.n_cars, 1))], axis=1)
-        keep = self.req[:, None] - self.eta_c[:, None] * self.cmax[:, None] * remaining
-        return np.maximum(keep, self.lb[:, None])
+        cum_h = np.concatenate([[0.0], np.cumsum(self.dt_h)])
+        edges = np.arange(self.n_steps + 1)
+        ca = cum_h[np.clip(edges[None, :], self.a[:, None], self.b[:, None])]  # available hours up to each edge
+        rate = (self.eta_c * self.cmax)[:, None]
+        term = np.where(edges[None, :] <= self.b[:, None], self.lower - rate * ca, -np.inf)
+        suffix = np.maximum.accumulate(term[:, ::-1], axis=1)[:, ::-1]
+        return np.maximum(suffix + rate * ca, self.lb[:, None])
 
     def step_times(self) -> tuple[list[datetime], list[datetime]]:
         """Start and end datetimes of every step."""
@@ -257,6 +276,7 @@ def build_problem(
     tail_step_s: float | None = None,
     horizon_end: datetime | None = None,
     max_horizon_s: float = 24 * 3600.0,
+    precharge_headroom: bool = True,
 ) -> Problem:
     """Turn a snapshot and its event(s) into a :class:`Problem` (see the module docstring)."""
     if step_s <= 0:
@@ -344,6 +364,30 @@ def build_problem(
     req = np.where(infeasible, reachable, np.maximum(need, 0.0))
     lb = np.minimum(floor, e0)
     can_dis = (~infeasible) & (e0 >= floor) & (dmax > 0)
+    early_s = np.array(
+        [rel(c.earliest_departure) if c.earliest_departure is not None else np.inf for c in cars], dtype=float
+    )
+    bp = np.clip(np.searchsorted(edges[1:], early_s + 1e-6, side="right").astype(np.int64), a, b)
+    k = np.arange(n_t + 1)[None, :]
+    ramp = e0[:, None] + (eta_c * cmax)[:, None] * (cum_h[None, :] - cum_h[a][:, None])
+    in_promise = (k >= bp[:, None]) & (k <= b[:, None]) & (b > a)[:, None]
+    # from the earliest departure on the car holds its full target (no credit for charging after
+    # the horizon: the driver may leave at once), or what full power since now reaches
+    promise = np.where(bp < b, np.minimum(target_kwh, cap), req)
+    lower = np.where(in_promise, np.maximum(lb[:, None], np.minimum(promise[:, None], ramp)), lb[:, None])
+    # chance the car is still plugged in: 1 until bp, 1/2 at its expected departure, 0 at b
+    t_lo = np.minimum(np.maximum(early_s, edges[a]), edges[b])
+    t_hi = edges[b]
+    exp_s = np.array(
+        [rel(c.expected_departure) if c.expected_departure is not None else np.nan for c in cars], dtype=float
+    )
+    t_mid = np.where(np.isnan(exp_s), 0.5 * (t_lo + t_hi), np.clip(exp_s, t_lo, t_hi))
+    first = np.clip((t_mid[:, None] - mids[None, :]) / np.maximum(t_mid - t_lo, 1e-9)[:, None], 0.0, 1.0)
+    second = np.clip((t_hi[:, None] - mids[None, :]) / np.maximum(t_hi - t_mid, 1e-9)[:, None], 0.0, 1.0)
+    presence = np.where(mids[None, :] < t_mid[:, None], 0.5 + 0.5 * first, 0.5 * second)
+    presence = np.where((mids[None, :] < t_lo[:, None]) | (bp == b)[:, None], 1.0, presence)
+    if n_t:
+        presence[:, 0] = 1.0
     return Problem(
         t0=t0,
         edges_s=edges,
@@ -377,6 +421,11 @@ def build_problem(
         infeasible_need=infeasible & (dep_s > 0),
         can_discharge=can_dis,
         departs_in_horizon=departs_in,
+        bp=bp,
+        promise=promise,
+        lower=lower,
+        presence=presence,
+        precharge_headroom=precharge_headroom,
     )
 
 
@@ -462,7 +511,7 @@ def consolidate_min_power(problem: Problem, power: np.ndarray) -> np.ndarray:
         row = charge[k] - d[k]
         gain = np.where(row > 0, row * problem.eta_c[k], row / problem.eta_d[k]) * problem.dt_h
         e = problem.e0[k] + np.cumsum(gain)
-        return bool(np.all(e >= problem.lb[k] - 1e-9) and np.all(e <= problem.cap[k] + 1e-9))
+        return bool(np.all(e >= problem.lower[k, 1:] - 1e-9) and np.all(e <= problem.cap[k] + 1e-9))
 
     for i, t in viol:
         r = d[i, t]
@@ -522,12 +571,11 @@ def top_up(problem: Problem, power: np.ndarray, energy: np.ndarray) -> tuple[np.
     if steps.size == 0:
         return power, energy
     dub = problem.dmax_steps()
-    # suffix minimum over edges (t, b_i] of energy above the lower bound
+    # suffix minimum over edges (t, b_i] of energy above the lower line (floor, promise, departure)
     edges = np.arange(n_t + 1)
-    head = np.where(edges[None, :] <= problem.b[:, None], energy - problem.lb[:, None], np.inf)
+    head = np.where(edges[None, :] <= problem.b[:, None], energy - problem.lower, np.inf)
     suffix = np.minimum.accumulate(head[:, ::-1], axis=1)[:, ::-1]
     suffix = np.concatenate([suffix, np.full((n, 1), np.inf)], axis=1)
-    dep_slack = energy[np.arange(n), problem.b] - problem.req
     used = np.zeros(n)  # energy already taken from each car by earlier top-ups
     for t in steps:
         pt = power[:, t]
@@ -536,7 +584,7 @@ def top_up(problem: Problem, power: np.ndarray, energy: np.ndarray) -> tuple[np.
             continue
         dt = problem.dt_h[t]
         there = problem.b > t
-        slack = np.where(there, np.minimum(suffix[:, t + 1], dep_slack) - used - 1e-7, 0.0)
+        slack = np.where(there, suffix[:, t + 1] - used - 1e-7, 0.0)
         slack = np.maximum(slack, 0.0)
         factor = np.where(pt > 0, problem.eta_c, 1.0 / problem.eta_d) * dt
         max_up = np.where(pt > 0, pt, np.where(pt < 0, np.maximum(dub[:, t] + pt, 0.0), 0.0))
@@ -744,9 +792,10 @@ def assemble_plan(
     for i, cid in enumerate(problem.car_ids):
         if problem.b[i] <= problem.a[i]:
             continue
-        final = energy[i, problem.b[i]]
-        if final < problem.req[i] - 1e-4:
-            unmet[cid] = float(final / problem.cap[i])
+        span = slice(int(problem.bp[i]), int(problem.b[i]) + 1)
+        worst = int(problem.bp[i]) + int(np.argmin(energy[i, span] - problem.lower[i, span]))
+        if energy[i, worst] < problem.lower[i, worst] - 1e-4:
+            unmet[cid] = float(energy[i, worst] / problem.cap[i])
     soc = energy / problem.cap[:, None] if problem.n_cars else energy
     return Plan(
         method=method,

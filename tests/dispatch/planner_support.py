@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from hypothesis import strategies as st
 
-from csms.dispatch.fleet import CarState, FleetSnapshot
-from csms.dispatch.planner import Plan
+from csms.dispatch.fleet import CarState, EventTarget, FleetSnapshot
+from csms.dispatch.planner import Plan, plan
 
 T0 = datetime(2025, 8, 1, 23, 0, tzinfo=UTC)  # 16:00 in California
 E_TOL = 1e-6  # kWh
@@ -112,3 +112,50 @@ def check_guarantees(snapshot: FleetSnapshot, plan: Plan, reserve: float = 0.0, 
             assert plan.export_kw[t] <= 1e-6
         elif direction == "export":
             assert plan.delivered_kw[t] <= plan.target_kw[t] + 1e-5
+
+
+def advance_soc(car: CarState, power_kw: float, hours: float) -> float:
+    """SoC of ``car`` after ``hours`` at ``power_kw`` (grid side, + = charge)."""
+    e = car.soc * car.capacity_kwh
+    e += (power_kw * car.eta_charge if power_kw > 0 else power_kw / car.eta_discharge) * hours
+    return min(1.0, max(0.0, e / car.capacity_kwh))
+
+
+def online_loop(
+    cars: list[CarState],
+    t0: datetime,
+    event: EventTarget,
+    method: str,
+    *,
+    step_s: float = 300.0,
+    told: dict[str, CarState] | None = None,
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Replan every ``step_s`` from ``t0`` with only the cars plugged in, execute the first step.
+
+    ``cars`` hold the truth (arrival, real departure); ``told`` optionally replaces
+    what the planner is told about a car (e.g. a modelled departure), keyed by id.
+    Returns the export delivered in every event step and each car's SoC when it
+    leaves (or at the event end).
+    """
+    assert event.start is not None and event.end is not None
+    soc = {c.car_id: c.soc for c in cars}
+    left: dict[str, float] = {}
+    delivered: list[float] = []
+    t = t0
+    while t < event.end:
+        for c in cars:
+            if c.departure <= t and c.car_id not in left:
+                left[c.car_id] = soc[c.car_id]
+        present = [c for c in cars if (c.plugged_in_at or t0) <= t < c.departure]
+        shown = [(told or {}).get(c.car_id, c).model_copy(update={"soc": soc[c.car_id]}) for c in present]
+        p = plan(FleetSnapshot(time=t, cars=shown), event, step_s=step_s, method=method)  # type: ignore[arg-type]
+        end = min(t + timedelta(seconds=step_s), p.step_ends[0])
+        hours = (end - t).total_seconds() / 3600
+        for c in shown:
+            soc[c.car_id] = advance_soc(c, float(p.power_kw[p.index(c.car_id), 0]), hours)
+        if t >= event.start:
+            delivered.append(float(p.export_kw[0]))
+        t = end
+    for c in cars:
+        left.setdefault(c.car_id, soc[c.car_id])
+    return np.array(delivered), left

@@ -21,7 +21,7 @@ from csms.dispatch.planner import (
 )
 from csms.dispatch.planner_core import build_problem
 from csms.dispatch.planner_lp import solve_lp
-from tests.dispatch.planner_support import T0, check_guarantees
+from tests.dispatch.planner_support import T0, check_guarantees, online_loop
 
 
 def car(i: int, **kw: object) -> CarState:
@@ -300,3 +300,51 @@ def test_steps_align_to_event_and_schedule_accessors() -> None:
     assert p.power_at("c0", T0 + timedelta(minutes=7)) == sched["c0"][1]
     assert p.power_at("nobody", T0) == 0.0
     assert len(p.soc_path("c1")) == p.n_steps + 1
+
+
+@pytest.mark.parametrize("method", ["lp", "heuristic"])
+def test_precharge_headroom_covers_a_car_arriving_mid_event(method: str) -> None:
+    """Replanning online, a car that arrives during the event and must charge is covered.
+
+    Three cars at their target SoC carry a 20 kW, 2-hour event that starts 2 h
+    after control begins; a fourth car arrives at 17:00 needing 12 kWh before it
+    leaves at 17:55, so the fleet must export 20 kW plus that car's charging.
+    Only energy pre-charged beyond what the plan at 14:00 needed can pay for it.
+    """
+    start = T0 + timedelta(hours=2)
+    ev = EventTarget.flat(start, start + timedelta(hours=2), 20.0)
+    fleet = [car(i, soc=0.5, target_soc=0.5, departure=start + timedelta(hours=2.5)) for i in range(3)]
+    late = car(
+        9,
+        soc=0.2,
+        target_soc=0.2 + 12.0 / 62.0,
+        plugged_in_at=start + timedelta(hours=1),
+        departure=start + timedelta(hours=1, minutes=55),
+    )
+    delivered, final = online_loop([*fleet, late], T0, ev, method)
+    assert delivered.size == 24
+    np.testing.assert_allclose(delivered, 20.0, atol=0.2)
+    for c in [*fleet, late]:
+        assert final[c.car_id] >= c.target_soc - 1e-6, c.car_id
+
+
+def test_lp_precharges_to_what_each_car_can_export() -> None:
+    """Before an event the LP fills each discharging car to what it can export in the event, no more."""
+    start = T0 + timedelta(hours=3)
+    ev = EventTarget.flat(start, start + timedelta(hours=1), 10.0)
+    cars = [car(i, soc=0.4, target_soc=0.4, departure=start + timedelta(hours=1)) for i in range(2)]
+    for form in ("compact", "full"):
+        prob = build_problem(FleetSnapshot(time=T0, cars=cars), ev, step_s=300)
+        res = solve_lp(prob, formulation=form)
+        assert res.optimal and res.power is not None
+        m = prob.seg_idx >= 0
+        before = (~m) & (np.arange(prob.n_steps) < np.flatnonzero(m)[0])
+        charged = res.power[:, before] @ prob.dt_h[before] * 0.9  # battery kWh per car
+        # 15 kW for 1 h at 0.9 discharge efficiency: 16.67 kWh above the 24.8 kWh target each
+        np.testing.assert_allclose(charged, 15.0 / 0.9, rtol=1e-3)
+        # without the headroom: only what the 10 kWh event needs, 11.1 kWh in all
+        prob = build_problem(FleetSnapshot(time=T0, cars=cars), ev, step_s=300, precharge_headroom=False)
+        res = solve_lp(prob, formulation=form)
+        assert res.optimal and res.power is not None
+        charged = res.power[:, before] @ prob.dt_h[before] * 0.9
+        assert charged.sum() == pytest.approx(10.0 / 0.9, rel=1e-3)
