@@ -300,18 +300,10 @@ async def _settlement(site: Any, event_id: str, out_dir: Path, tz: str, out: Any
     t = Table(title=f"settlement {event_id} (baseline {b['method']})")
     for col in ("hour", "target kWh", "baseline kWh", "net import kWh", "exported kWh", "incremental kWh"):
         t.add_column(col, justify="right")
+    cols = ("target_kwh", "baseline_kwh", "actual_net_import_kwh", "delivered_export_kwh", "incremental_kwh")
     for r in report["hours"]:
-        t.add_row(
-            r["hour_local"][-5:],
-            f"{r['target_kwh']:.1f}",
-            f"{r['baseline_kwh']:.1f}",
-            f"{r['actual_net_import_kwh']:.1f}",
-            f"{r['delivered_export_kwh']:.1f}",
-            f"{r['incremental_kwh']:.1f}",
-        )
-    s = report["summary"]
-    t.add_row("total", f"{s['target_kwh']:.1f}", f"{s['baseline_kwh']:.1f}", f"{s['actual_net_import_kwh']:.1f}",
-              f"{s['delivered_export_kwh']:.1f}", f"{s['incremental_kwh']:.1f}", style="bold")  # fmt: skip
+        t.add_row(r["hour_local"][-5:], *(_kwh(r[c]) for c in cols))
+    t.add_row("total", *(_kwh(report["summary"][c]) for c in cols), style="bold")
     out.print(t)
     for note in b["notes"]:
         out.print(f"[yellow]{note}[/]")
@@ -473,3 +465,8 @@ def _print_report(out: Any, report: dict[str, Any], site: Any, wall_s: float) ->
     with contextlib.suppress(Exception):
         out.print(f"simulator clock lag (worst, simulated s): {site.fleet.lag()['max_s']:.1f}")
     out.print(f"demo finished in {wall_s:.0f} s wall")
+
+
+def _kwh(x: float) -> str:
+    """One decimal, without a "-0.0" for a value that rounds to zero."""
+    return f"{round(x, 1) + 0.0:.1f}"
