@@ -10,12 +10,11 @@ Accepted SetDisplayMessage and ClearDisplayMessage are recorded as ``DisplayMess
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 from typing import TYPE_CHECKING, Any
 
-from csms.ocpp.errors import CallTimeout
+from .report_parts import ReportParts
 
 if TYPE_CHECKING:
     from csms.central import CentralSystem
@@ -27,18 +26,10 @@ EVENT_SET = "DisplayMessageSet"
 EVENT_CLEARED = "DisplayMessageCleared"
 
 
-class _Collect:
-    __slots__ = ("done", "messages")
-
-    def __init__(self) -> None:
-        self.messages: list[dict[str, Any]] = []
-        self.done = asyncio.Event()
-
-
 class DisplayMessages:
     def __init__(self, central: CentralSystem) -> None:
         self.central = central
-        self._waiting: dict[tuple[str, int], _Collect] = {}
+        self._parts = ReportParts("GetDisplayMessages", "NotifyDisplayMessages", "messageInfo")
         self._ids = itertools.count(int(time.time()) % 1_000_000 * 1000 + 1)
 
     @classmethod
@@ -55,28 +46,10 @@ class DisplayMessages:
         self, station_id: str, request: dict[str, Any], *, wait_s: float
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """GetDisplayMessages, then the messages of the NotifyDisplayMessages it causes."""
-        key = (station_id, request["requestId"])
-        collect = self._waiting[key] = _Collect()
-        try:
-            response = await self.central.call(station_id, "GetDisplayMessages", request)
-            if response.get("status") != "Accepted":
-                return response, []
-            try:
-                async with asyncio.timeout(wait_s):
-                    await collect.done.wait()
-            except TimeoutError:
-                raise CallTimeout("NotifyDisplayMessages", wait_s) from None
-            return response, collect.messages
-        finally:
-            self._waiting.pop(key, None)
+        return await self._parts.request(self.central.call, station_id, request, wait_s=wait_s)
 
     def notified(self, station_id: str, p: dict[str, Any]) -> None:
-        collect = self._waiting.get((station_id, p["requestId"]))
-        if collect is None:
-            return
-        collect.messages.extend(p.get("messageInfo", []))
-        if not p.get("tbc", False):
-            collect.done.set()
+        self._parts.feed(station_id, p)
 
     async def record(self, station_id: str, kind: str, payload: dict[str, Any]) -> None:
         assert self.central.store is not None

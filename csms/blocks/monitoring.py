@@ -16,13 +16,13 @@ ClearVariableMonitoring (N06), and NotifyEvent (N07) stored with alerting.
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from csms.clock import parse_rfc3339
-from csms.ocpp.errors import CallTimeout
+
+from .report_parts import ReportParts
 
 if TYPE_CHECKING:
     from csms.central import CentralSystem
@@ -38,19 +38,11 @@ DEFAULT_ALERT_SEVERITY = 4
 DEFAULT_MONITOR_SEVERITY = 5
 
 
-class _Collect:
-    __slots__ = ("done", "items")
-
-    def __init__(self) -> None:
-        self.items: list[dict[str, Any]] = []
-        self.done = asyncio.Event()
-
-
 class Monitoring:
     def __init__(self, central: CentralSystem) -> None:
         self.central = central
         self.severities: dict[str, dict[int, int]] = {}
-        self._waiting: dict[tuple[str, int], _Collect] = {}
+        self._parts = ReportParts("GetMonitoringReport", "NotifyMonitoringReport", "monitor")
 
     @classmethod
     def of(cls, central: CentralSystem) -> Monitoring:
@@ -74,32 +66,14 @@ class Monitoring:
     async def report(
         self, station_id: str, request: dict[str, Any], *, wait_s: float
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        key = (station_id, request["requestId"])
-        collect = self._waiting[key] = _Collect()
-        try:
-            response = await self.central.call(station_id, "GetMonitoringReport", request)
-            if response.get("status") != "Accepted":
-                return response, []
-            try:
-                async with asyncio.timeout(wait_s):
-                    await collect.done.wait()
-            except TimeoutError:
-                raise CallTimeout("NotifyMonitoringReport", wait_s) from None
-            return response, collect.items
-        finally:
-            self._waiting.pop(key, None)
+        return await self._parts.request(self.central.call, station_id, request, wait_s=wait_s)
 
     def reported(self, station_id: str, p: dict[str, Any]) -> None:
         known = self.severities.setdefault(station_id, {})
         for item in p.get("monitor", []):
             for vm in item.get("variableMonitoring", []):
                 known[vm["id"]] = vm["severity"]
-        collect = self._waiting.get((station_id, p["requestId"]))
-        if collect is None:
-            return
-        collect.items.extend(p.get("monitor", []))
-        if not p.get("tbc", False):
-            collect.done.set()
+        self._parts.feed(station_id, p)
 
     def severity_of(self, station_id: str, event: dict[str, Any]) -> int:
         if "severity" in event:
