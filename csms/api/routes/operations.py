@@ -130,18 +130,7 @@ class ReservationIn(BaseModel):
     duration_s: Annotated[int, Field(ge=1, le=7 * 86400)] = 1800
 
 
-class ReservationOut(BaseModel):
-    id: int
-    station_id: str
-    evse_id: int | None = None
-    connector_type: str | None = None
-    id_token: str
-    id_token_type: str
-    group_id_token: str | None = None
-    expiry_at: Any
-    status: str
-    created_at: Any
-    updated_at: Any
+ReservationOut = ops.ReservationRow  # the stored row is the answer, field for field
 
 
 class ReservationResult(BaseModel):
@@ -317,10 +306,6 @@ async def clear_cache(
 
 
 # ---------------------------------------------------------------------------- reservations
-def _res_out(row: ops.ReservationRow) -> ReservationOut:
-    return ReservationOut(**row.model_dump())
-
-
 @router.post(
     "/stations/{station_id}/reservations",
     response_model=ReservationResult,
@@ -346,7 +331,7 @@ async def reserve(ctx: Ctx, station_id: StationId, body: ReservationIn, timeout:
     result = await execute(ctx, station_id, "ReserveNow", payload, timeout)
     row = await res.record(station_id, payload, result.status or "Rejected")
     ctx.central.emit("reservation", station_id, {"id": rid, "status": row.status})
-    return ReservationResult(reservation=_res_out(row), command=result)
+    return ReservationResult(reservation=row, command=result)
 
 
 @router.get(
@@ -362,7 +347,7 @@ async def list_reservations(
     res = Reservations.of(ctx.central)
     rows = await ops.list_reservations(ctx.store, station_id=station_id, limit=limit, offset=offset)
     current = [await res.current(r) for r in rows]
-    return [_res_out(r) for r in current if status is None or r.status == status]
+    return [r for r in current if status is None or r.status == status]
 
 
 @router.get(
@@ -376,7 +361,7 @@ async def get_reservation(ctx: Ctx, reservation_id: Annotated[int, Path(ge=0, le
     row = await ops.get_reservation(ctx.store, reservation_id)
     if row is None:
         raise ApiError(404, "not_found", f"no reservation {reservation_id}")
-    return _res_out(await Reservations.of(ctx.central).current(row))
+    return await Reservations.of(ctx.central).current(row)
 
 
 @router.delete(
