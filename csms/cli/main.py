@@ -134,11 +134,9 @@ def _with_central(settings: Settings, work):  # type: ignore[no-untyped-def]
 
     async def go():  # type: ignore[no-untyped-def]
         from csms.central import CentralSystem
-        from csms.store.repository import Store
 
         central = CentralSystem(settings)
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        central.store = await Store.open(settings.database_url)
+        central.store = await _open_store(settings)
         try:
             return await work(central)
         finally:
