@@ -124,6 +124,24 @@ class DispatchSettings(_Section):
     site_export_limit_kw: float | None = Field(None, ge=0)
     site_import_limit_kw: float | None = Field(None, ge=0)
     solver_time_budget_s: float = Field(2.0, gt=0)
+    departure_model: bool = Field(
+        True,
+        description="plan departures with a model learned from the site's stored sessions "
+        "(csms.dispatch.history; none while fewer than 50 are on record)",
+    )
+    departure_history_days: float = Field(90.0, gt=0, description="sessions of this many days train it")
+    site_timezone: str = Field("UTC", description="local time of the site (the model's weekday and hour)")
+
+    @field_validator("site_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (an IANA name, e.g. America/Los_Angeles)") from exc
+        return value
 
 
 class MqttSettings(_Section):

@@ -57,10 +57,13 @@ async def transaction_event(s: StationSession, p: dict[str, Any]) -> dict[str, A
         if row.state == "Ended":
             if evse.transaction_id == tx_id:
                 evse.transaction_id = None
+                evse.transaction_started_at = None
                 evse.charging_needs = None
                 evse.allowed_energy_transfer = None
                 evse.power_import_w = evse.power_export_w = 0.0
         elif newest:
+            if evse.transaction_id != tx_id:
+                evse.transaction_started_at = row.started_at
             evse.transaction_id = tx_id
             if "chargingState" in tx:
                 evse.charging_state = tx["chargingState"]

@@ -59,6 +59,7 @@ import structlog
 from csms import metrics
 from csms.dispatch.executor import Command, ExecutionResult, Executor, schedule_from_plan
 from csms.dispatch.fleet import EventTarget, TargetInterval
+from csms.dispatch.history import with_departure_model
 from csms.dispatch.planner import diff_plans
 from csms.dispatch.planner import plan as make_plan
 from csms.dispatch.planner_core import Plan
@@ -208,6 +209,7 @@ class DispatchController:
         self._unsubscribe = central.subscribe(self._on_central, cluster=True)  # every node's stations
         self._running = True
         now = central.now()
+        self.options.snapshot = await with_departure_model(self.options.snapshot, central, now)
         for ev in self.book.upcoming(now):
             self._ensure_run(ev)
             if ev.is_test:

@@ -192,4 +192,16 @@ class DepartureModel:
         return car.model_copy(update=update)
 
 
-__all__ = ["DepartureForecast", "DepartureModel", "SessionRecord"]
+def modelled_departure(
+    model: DepartureModel, arrival: datetime, now: datetime, announced: datetime | None = None
+) -> tuple[datetime, datetime, datetime]:
+    """``(departure, earliest_departure, expected_departure)`` of a plugged-in car as the planner's
+    :class:`~csms.dispatch.fleet.CarState` takes them: available until the model's late quantile,
+    the promise kept from its early one (now, by default), weighed by the chance it is still here
+    in between. The driver's ``announced`` departure (ISO 15118 ``departureTime``) moves the middle
+    while it is in the future; once it has passed, the car's stay so far conditions the model."""
+    fc = model.forecast(arrival, now, announced)
+    return fc.latest, fc.earliest, fc.expected
+
+
+__all__ = ["DepartureForecast", "DepartureModel", "SessionRecord", "modelled_departure"]

@@ -31,7 +31,16 @@ target SoC           ``needs.target_soc``, else SoC + ``needs.energy_target_wh``
 departure            ``needs.departure_time``, else now + ``default_stay_s``
 ===================  ==========================================================================
 
-Departures are planned ``departure_margin_s`` (10 min) before the announced time. **Overdue cars**
+With a **departure model** (``departure_model``, :mod:`csms.dispatch.departure`, learned from the
+site's past sessions: :mod:`csms.dispatch.history`) a car's departure is modelled from when it
+plugged in (the transaction's start) and how long it has stayed so far, the driver's announced
+time moving the middle while it lies ahead: the car is planned as available until the model's
+late quantile, weighed by the chance it is still there, and its promise holds at every moment (a
+car below its target charges at full power, a car at its target gives only what it holds above
+it), so a driver who leaves earlier than announced or modelled is never left short. Nothing below
+about overdue cars applies then.
+
+Without one, departures are planned ``departure_margin_s`` (10 min) before the announced time. **Overdue cars**
 (within that margin of, or past, the departure they announced: the driver may unplug any minute)
 are planned as leaving in ``overdue_departure_s`` and never taken below their target: below it
 they are *uncontrolled*: left out of the plan and of the commands so they charge at full power on
@@ -60,6 +69,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from csms.dispatch.departure import DepartureModel, modelled_departure
 from csms.dispatch.fleet import CarState, FleetSnapshot
 from csms.domain.station import BootState
 from csms.smartcharging.model import OperationMode
@@ -99,6 +109,9 @@ class SnapshotOptions:
     car's last 10 minutes (message latency, step rounding, drivers leaving a little early)."""
     charger_limits_kw: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     """Per station id: (charge kW, discharge kW) grid-side ratings, when known."""
+    departure_model: DepartureModel | None = None
+    """The site's departure model (:mod:`csms.dispatch.departure`, learned from its past sessions):
+    when set, a car's departure is modelled, not taken from the driver's word (see the module doc)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,7 +293,13 @@ def _car(
     if forced_charge_only and bidirectional:
         bidirectional, reason = False, "discharge refused earlier"
     announced = needs.departure_time if needs is not None else None
-    overdue = announced is not None and announced <= now + timedelta(seconds=max(opts.departure_margin_s, 60.0))
+    model = opts.departure_model
+    # with a departure model the promise holds at every moment, so there is no "overdue" car
+    overdue = (
+        model is None
+        and announced is not None
+        and announced <= now + timedelta(seconds=max(opts.departure_margin_s, 60.0))
+    )
     max_d = (needs.max_discharge_w or 0.0) / 1000.0 if bidirectional and needs is not None else 0.0
     if charger is not None:
         max_d = min(max_d, charger[1])
@@ -315,7 +334,12 @@ def _car(
             notes.append(f"charge-only: {reason}")
     # --- departure
     departure = announced
-    if departure is None:
+    earliest = expected = None
+    if model is not None:
+        arrival = evse.transaction_started_at or evse.needs_at or now
+        departure, earliest, expected = modelled_departure(model, arrival, now, announced)
+        notes.append("departure: modelled")
+    elif departure is None:
         departure = now + timedelta(seconds=opts.default_stay_s)
         notes.append("departure: default")
     else:
@@ -342,6 +366,8 @@ def _car(
         soc_floor=floor,
         target_soc=plan_target,
         departure=departure,
+        earliest_departure=earliest,
+        expected_departure=expected,
     )
     return CarRef(
         car_id=cid,

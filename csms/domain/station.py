@@ -27,6 +27,8 @@ class EvseState:
     evse_id: int
     connectors: dict[int, str] = field(default_factory=dict)  # connectorId -> ConnectorStatus
     transaction_id: str | None = None
+    transaction_started_at: datetime | None = None
+    """When the current transaction started (the car plugged in), as the store has it."""
     id_token: str | None = None
     charging_state: str | None = None
     operation_mode: str | None = None
