@@ -125,9 +125,10 @@ class DispatchSettings(_Section):
     site_import_limit_kw: float | None = Field(None, ge=0)
     solver_time_budget_s: float = Field(2.0, gt=0)
     departure_model: bool = Field(
-        True,
-        description="plan departures with a model learned from the site's stored sessions "
-        "(csms.dispatch.history; none while fewer than 50 are on record)",
+        False,
+        description="plan departures with a model learned from the site's stored sessions instead of "
+        "the drivers' estimates (csms.dispatch.history; none while fewer than 50 are on record). Off by "
+        "default: keeping every promise at every moment costs most of the export (README, Known gaps)",
     )
     departure_history_days: float = Field(90.0, gt=0, description="sessions of this many days train it")
     site_timezone: str = Field("UTC", description="local time of the site (the model's weekday and hour)")

@@ -432,8 +432,8 @@ class DispatchController:
             step_s=self.options.plan_step_s,
             time_budget_s=ds.solver_time_budget_s,
             method=method,
-            # not in the closed loop yet: with it the V2G-programme replay ran short after 18:00
-            # (README, Known gaps; cars stop at their own target under a ChargingOnly limit)
+            # not in the closed loop yet: the pre-event charging it plans did not reach the cars as
+            # planned in the Caltech replays (README, Known gaps)
             precharge_headroom=False,
         )
 

@@ -70,6 +70,15 @@ class CarState(BaseModel):
     )
     soc_floor: float = Field(default=0.2, ge=0.0, le=1.0, description="never discharge below this SoC")
     target_soc: float = Field(ge=0.0, le=1.0, description="SoC promised to the driver at departure")
+    max_soc: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "highest SoC charging can bring the car to (a car under a charge limit, not a setpoint, "
+            "stops at its own target); a car already above it only loses energy"
+        ),
+    )
     departure: datetime
     plugged_in_at: datetime | None = None
     earliest_departure: datetime | None = Field(

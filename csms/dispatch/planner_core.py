@@ -141,7 +141,8 @@ class Problem:
     ``reserve`` (derating of discharge limits), ``track`` (the step is an
     export / load-reduction step whose shortfall is reported).
 
-    Per car ``i`` (N): limits, efficiencies, ``e0`` / ``cap`` / ``lb`` (kWh),
+    Per car ``i`` (N): limits, efficiencies, ``e0`` / ``cap`` (the highest energy charging can
+    reach: ``max_soc`` of the capacity ``capacity_kwh``, or ``e0`` above it) / ``lb`` (kWh),
     ``a`` / ``b`` (first / one-past-last available step), ``req`` (energy
     required at the end of step ``b-1``, already lowered to what is reachable
     for cars whose target cannot be met), ``infeasible_need``, ``can_discharge``;
@@ -338,10 +339,12 @@ def build_problem(
     x_lo = np.minimum(x_lo, 0.0)
 
     cars = snapshot.cars
-    cap = np.array([c.capacity_kwh for c in cars], dtype=float)
-    e0 = np.array([c.soc for c in cars], dtype=float) * cap
-    floor = np.array([c.soc_floor for c in cars], dtype=float) * cap
-    target_kwh = np.array([c.target_soc for c in cars], dtype=float) * cap
+    capacity = np.array([c.capacity_kwh for c in cars], dtype=float)
+    e0 = np.array([c.soc for c in cars], dtype=float) * capacity
+    # the highest energy charging can reach (a car that stops at its own target: max_soc)
+    cap = np.maximum(np.array([c.max_soc for c in cars], dtype=float) * capacity, np.minimum(e0, capacity))
+    floor = np.array([c.soc_floor for c in cars], dtype=float) * capacity
+    target_kwh = np.array([c.target_soc for c in cars], dtype=float) * capacity
     cmax = np.array([c.max_charge_kw for c in cars], dtype=float)
     dmax = np.array([c.max_discharge_kw for c in cars], dtype=float)
     dmin = np.array([c.min_discharge_kw for c in cars], dtype=float)
@@ -403,7 +406,7 @@ def build_problem(
         track=track,
         baseline_kw=base,
         car_ids=[c.car_id for c in cars],
-        capacity_kwh=cap,
+        capacity_kwh=capacity,
         e0=e0,
         cap=cap,
         lb=lb,
@@ -784,7 +787,7 @@ def assemble_plan(
             short.append(ShortStep(starts[t], ends[t], float(tgt[t]), float(dlv[t])))
     shortfall = Shortfall(tgt_kwh, ach_kwh, max(0.0, tgt_kwh - ach_kwh), short)
     infeasible_need = {
-        cid: float(problem.reachable[i] / problem.cap[i])
+        cid: float(problem.reachable[i] / problem.capacity_kwh[i])
         for i, cid in enumerate(problem.car_ids)
         if problem.infeasible_need[i]
     }
@@ -795,8 +798,8 @@ def assemble_plan(
         span = slice(int(problem.bp[i]), int(problem.b[i]) + 1)
         worst = int(problem.bp[i]) + int(np.argmin(energy[i, span] - problem.lower[i, span]))
         if energy[i, worst] < problem.lower[i, worst] - 1e-4:
-            unmet[cid] = float(energy[i, worst] / problem.cap[i])
-    soc = energy / problem.cap[:, None] if problem.n_cars else energy
+            unmet[cid] = float(energy[i, worst] / problem.capacity_kwh[i])
+    soc = energy / problem.capacity_kwh[:, None] if problem.n_cars else energy
     return Plan(
         method=method,
         status=status,

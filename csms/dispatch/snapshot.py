@@ -23,6 +23,9 @@ efficiency           ``eta_charge`` / ``eta_discharge`` = 0.95 each way (the DC 
                      charger's efficiency only)
 floor                ``needs.min_soc`` (2.1: from ``evMinV2XEnergyRequest``; 2.0.1
                      ``org.openv2g.bpt`` ``evMinSoC``), else ``default_floor_soc`` (20 %)
+max SoC              1 for a bidirectional car on a 2.1 station (a positive ``CentralSetpoint`` takes it
+                     above its own target), else ``max(target, SoC)``: under a charge limit the car
+                     stops at its own target
 target SoC           ``needs.target_soc``, else SoC + ``needs.energy_target_wh`` / capacity, else
                      ``max(SoC, default_target_soc)``; ``target_margin_soc`` (default 0) plans
                      above it. Keep it 0 unless the cars accept it: a car under a ChargingOnly
@@ -365,6 +368,9 @@ def _car(
         eta_discharge=opts.eta_discharge * opts.eta_vehicle,
         soc_floor=floor,
         target_soc=plan_target,
+        # charging above its own target needs a positive setpoint (2.1 CentralSetpoint); under a
+        # charge limit (charge-only profile, 2.0.1) the car stops at its target
+        max_soc=1.0 if bidirectional and version != "2.0.1" else max(target, soc),
         departure=departure,
         earliest_departure=earliest,
         expected_departure=expected,

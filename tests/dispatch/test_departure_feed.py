@@ -1,6 +1,6 @@
 """The departure model in the controller's snapshot: learned from the sessions in the store
 (real SQLite store through the CentralSystem), applied to the live cars (modelled departure,
-promise at every moment, no "overdue" handling), and the settings that switch it."""
+promise at every moment, no "overdue" handling), and the settings that switch it (off by default)."""
 
 from __future__ import annotations
 
@@ -103,11 +103,11 @@ async def test_model_learned_from_the_stored_sessions(central: CentralSystem) ->
 async def test_controller_options_get_the_model_unless_switched_off(central: CentralSystem) -> None:
     await _store_history(central)
     central.settings.dispatch.site_timezone = "America/Los_Angeles"
+    assert (await with_departure_model(SnapshotOptions(), central, NOW)).departure_model is None  # off by default
+    central.settings.dispatch.departure_model = True
     opts = await with_departure_model(SnapshotOptions(), central, NOW)
     assert opts.departure_model is not None
     assert await with_departure_model(opts, central, NOW) is opts  # a model given by the caller is kept
-    central.settings.dispatch.departure_model = False
-    assert (await with_departure_model(SnapshotOptions(), central, NOW)).departure_model is None
     with pytest.raises(ValidationError, match="unknown time zone"):
         DispatchSettings(site_timezone="Mars/Olympus_Mons")
 

@@ -272,3 +272,41 @@ async def test_test_event_moves_no_power(tmp_path: Path) -> None:
         assert received == [] and discharging == [] and not ctl.claimed
         report = ctl.report("test-1")
         assert report is not None and report["is_test"] and report["test_run"]["commands"]
+
+
+# ------------------------------------------------------------------------------------------ 1 kW per car
+async def test_caltech_one_kw_per_car_against_perfect_foresight(tmp_path: Path) -> None:
+    """Issue 18's moderate target in the closed loop: the Caltech 2019-07-16 replay with
+    V2G-programme SoCs, a flat 16:00-21:00 export event of 1 kW per car connected at 16:00 (24 kW).
+    The fleet shrinks from 24 cars to 3 and overnight cars arrive that must charge, so the target
+    cannot be held to the end: the closed loop must stay close to the perfect-foresight LP on the
+    same cars (regret, the report's own) and leave no driver below the promise, also none who left
+    before the departure they announced. Measured 2026-12-07: delivery 0.78 of the target, 58 %
+    of intervals within +-10 %, regret +0.06."""
+    counted: dict[str, int] = {}
+
+    def prepare(fleet: Any) -> None:
+        v2g_program_socs(fleet)
+        t16 = local(16).timestamp()
+        counted["cars"] = sum(
+            1 for st in fleet for e in st.evses.values() for p in e.plans if p.plug_in_t <= t16 < p.departure_t
+        )
+
+    async with running_site(
+        caltech_fleet(), tmp_path, epoch=local(15, 40), speed=300, options=options(), prepare=prepare
+    ) as site:
+        target = 1.0 * counted["cars"]
+        await site.clock.sleep_until(local(15, 45))
+        await site.book.submit(event("caltech-1kw", local(16), [(5, target)]))
+        await until(lambda: "caltech-1kw" in site.controller.finished, timeout=200)
+        report = site.controller.finished["caltech-1kw"]
+
+    s, g = report["summary"], report["driver_guarantees"]
+    print("caltech 1 kW/car:", counted, {k: s.get(k) for k in SHOWN})
+    assert counted["cars"] >= 20 and s["intervals_complete"] == 60
+    assert g["departures"] >= 15
+    # every promise kept, also for the drivers who left before the time they announced
+    assert g["violations"] == [] and g["early_departures_below_target"] == [] and g["floor_violations"] == []
+    assert s["perfect_foresight_nae"] is not None and s["regret"] <= 0.15, s
+    assert s["delivery_ratio"] >= 0.65, s
+    assert s["intervals_within_10pct_feasible"] >= 0.80, s
