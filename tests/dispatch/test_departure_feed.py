@@ -154,3 +154,34 @@ def test_snapshot_plans_modelled_departures_and_keeps_every_promise(tmp_path: Pa
     assert p.power_kw[p.index(low.car_id), 0] == pytest.approx(low.max_charge_kw)
     assert p.soc[p.index(past.car_id)].min() >= 0.6 - 1e-6
     assert p.export_kw[0] > 0  # the car above its promise still exports what it holds above it
+
+
+def test_demo_model_from_the_bundled_caltech_sessions() -> None:
+    from datetime import date
+
+    from csms.demo.departures import acn_departure_model
+
+    day = date(2019, 7, 16)  # a Tuesday
+    full, without = acn_departure_model(), acn_departure_model(exclude=day)
+    arrival = datetime(2019, 7, 16, 8, 30, tzinfo=LA)
+    fc = without.forecast(arrival, arrival + timedelta(hours=8))
+    assert fc.cell == "wd/1/8" and fc.samples >= 20  # Tuesdays, 08:xx arrivals still here at 16:30
+    assert arrival + timedelta(hours=8) < fc.expected < fc.latest < arrival + timedelta(hours=14)
+    # the replayed day is left out
+    assert without.forecast(arrival, arrival).samples < full.forecast(arrival, arrival).samples
+
+
+def test_snapshot_max_soc_follows_what_the_station_can_command(tmp_path: Path) -> None:
+    from tests.conftest import make_settings
+
+    central = CentralSystem(make_settings(tmp_path))
+    morning = NOW.astimezone(LA).replace(hour=8, minute=0)
+    _live_car(central, "V21", started=morning, announced=NOW + timedelta(hours=3), soc=50.0)
+    _live_car(central, "V201", started=morning, announced=NOW + timedelta(hours=3), soc=50.0)
+    central.state("V201").ocpp_version = "2.0.1"
+    view = build_snapshot(central, now=NOW, options=SnapshotOptions(extrapolate_soc=False))
+    refs = {r.station_id: r.car for r in view.cars.values()}
+    assert refs["V21"].max_soc == 1.0  # a positive CentralSetpoint takes it above its target
+    assert refs["V201"].max_soc == pytest.approx(0.6)  # under a charge limit it stops at its target
+    p = plan(view.snapshot, EventTarget.flat(NOW + timedelta(hours=1), NOW + timedelta(hours=2), 10.0), step_s=300)
+    assert p.soc[p.index(refs["V201"].car_id)].max() <= 0.6 + 1e-6
