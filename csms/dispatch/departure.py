@@ -150,9 +150,12 @@ class DepartureModel:
     def forecast(self, arrival: datetime, now: datetime, estimate: datetime | None = None) -> DepartureForecast:
         """Departure of a car that arrived at ``arrival`` and is still plugged in at ``now``.
 
-        With the driver's ``estimate`` (still in the future) the car is planned
-        until the estimate, and its promise is kept from the earlier of the
-        estimate and the model's ``earliest``.
+        With the driver's ``estimate`` (still in the future) the expected
+        departure is the estimate, clipped to the model's range (``earliest`` to
+        ``latest``); the range stays the model's. Without history for the car the
+        estimate is the middle of a range as long again after it. (Putting the
+        estimate in the middle of its own range instead cost +0.01 to +0.02 of
+        regret on the Caltech sweep at 1 kW/car, dev and held-out.)
         """
         arrival, now = _to_utc(arrival), _to_utc(now)
         elapsed_h = max(0.0, (now - arrival).total_seconds() / 3600.0)
@@ -166,10 +169,13 @@ class DepartureModel:
             if self.q_earliest <= 0.0:  # no history rules out an early unplug: the promise holds now
                 earliest = now
         if estimate is not None and _to_utc(estimate) > now:
-            # the driver's word moves the middle; the range keeps the model's early end
-            expected = _to_utc(estimate)
-            earliest = min(earliest, expected)
-            latest = expected + (expected - max(earliest, now))
+            if stays.size:
+                # drivers' estimates are often hours out: the word moves the middle, inside the model's range
+                expected = min(max(_to_utc(estimate), earliest), latest)
+            else:
+                expected = _to_utc(estimate)
+                earliest = min(earliest, expected)
+                latest = expected + (expected - max(earliest, now))
         expected = max(expected, now + timedelta(seconds=60))
         earliest = min(max(earliest, now), expected)
         latest = max(latest, expected)
