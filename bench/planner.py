@@ -19,8 +19,9 @@ Prints two tables:
 Departures the online planner is told (cars always leave at their real time):
 
 * ``real`` -- the real departure;
-* ``estimate`` -- the driver's own ``estimated_departure`` (the departure
-  model's range around it), then the model once the estimate has passed;
+* ``estimate`` -- the driver's own ``estimated_departure`` as the expected
+  departure inside the departure model's range, then the model alone once the
+  estimate has passed;
 * ``model`` -- only :class:`csms.dispatch.departure.DepartureModel`, learned
   per weekday and hour of arrival from the dev months (minus the day replayed).
   In both the promise holds at every moment (``q_earliest`` 0);
@@ -391,9 +392,9 @@ def teller(setting: Setting, model: DepartureModel, sessions: dict[str, Session]
     """What the planner is told about departures in ``setting``.
 
     * ``real``: the real departure (an oracle, the upper bound of what a departure model can give);
-    * ``estimate``: planned until the driver's own estimate while it is in the future (then the
-      model, conditioned on the car still being here); the promise is kept from the earlier of
-      the estimate and the model's early quantile;
+    * ``estimate``: the driver's own estimate, while it is in the future, is the expected
+      departure inside the model's range (conditioned on the car still being here); then the
+      model alone; the promise is kept from the model's early quantile (now);
     * ``model``: only the departure model learned from history (weekday, hour of arrival).
     """
     if setting == "real":
@@ -522,8 +523,8 @@ def run_sweep(
         "Caltech 16:00-21:00 export event, online planners replanning every 5 min from "
         f"{lead_h:g} h before; target = kW/car x cars connected at 16:00; regret = NAE - NAE of the "
         "perfect-foresight LP (knows every arrival and departure)",
-        "departures told: real = the real one; estimate = the driver's estimate (the model's range "
-        "around it); model = learned from the dev months by weekday and hour of arrival; the promise "
+        "departures told: real = the real one; estimate = the driver's estimate (the middle of "
+        "the model's range); model = learned from the dev months by weekday and hour of arrival; the promise "
         "is kept at every moment in both",
     ]
     head = (
