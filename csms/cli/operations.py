@@ -26,18 +26,18 @@ from rich.markup import escape
 from rich.table import Table
 
 from .client import seg
-from .remote import (
-    STATUSES,
+from .id_tokens import STATUSES
+from .options import (
     JsonOpt,
     StationArg,
     TimeoutOpt,
     TokenOpt,
     UrlOpt,
-    _choice,
-    _json_file,
-    _send,
     api,
+    choice,
+    json_file,
     parse_variable,
+    send_command,
 )
 from .render import command_result, out, print_json, styled, ts
 
@@ -90,7 +90,7 @@ def ll_add(
     """Add or replace an entry."""
     entry: dict[str, Any] = {"id_token": id_token, "type": type_}
     if status:
-        entry["status"] = _choice(status, STATUSES, "a status")
+        entry["status"] = choice(status, STATUSES, "a status")
     if group:
         entry["group_id"] = group
     with api(url, token, as_json) as client:
@@ -163,7 +163,7 @@ def ll_version(
     as_json: JsonOpt = False,
 ) -> None:
     """Ask the station for its list version (GetLocalListVersion; 0 = no list)."""
-    _send(url, token, as_json, station_id, "GetLocalListVersion", {}, timeout)
+    send_command(url, token, as_json, station_id, "GetLocalListVersion", {}, timeout)
 
 
 def clear_cache(
@@ -174,7 +174,7 @@ def clear_cache(
     as_json: JsonOpt = False,
 ) -> None:
     """Empty the station's authorization cache (ClearCache)."""
-    _send(url, token, as_json, station_id, "ClearCache", {}, timeout)
+    send_command(url, token, as_json, station_id, "ClearCache", {}, timeout)
 
 
 # ============================================================================ reservations
@@ -391,7 +391,7 @@ def mon_set(
     """Install a monitor (SetVariableMonitoring)."""
     ref = parse_variable(variable)
     ref.update(
-        {"type": _choice(type_, MONITOR_TYPES, "a monitor type"), "value": value, "severity": severity, "evse_id": evse}
+        {"type": choice(type_, MONITOR_TYPES, "a monitor type"), "value": value, "severity": severity, "evse_id": evse}
     )
     if monitor_id is not None:
         ref["id"] = monitor_id
@@ -464,8 +464,8 @@ def mon_base(
     as_json: JsonOpt = False,
 ) -> None:
     """SetMonitoringBase."""
-    choice = _choice(base, ("All", "FactoryDefault", "HardWiredOnly"), "a monitoring base")
-    _send(url, token, as_json, station_id, "SetMonitoringBase", {"monitoring_base": choice})
+    monitoring_base = choice(base, ("All", "FactoryDefault", "HardWiredOnly"), "a monitoring base")
+    send_command(url, token, as_json, station_id, "SetMonitoringBase", {"monitoring_base": monitoring_base})
 
 
 @monitor.command("level")
@@ -477,7 +477,7 @@ def mon_level(
     as_json: JsonOpt = False,
 ) -> None:
     """SetMonitoringLevel: report events of this severity or more severe."""
-    _send(url, token, as_json, station_id, "SetMonitoringLevel", {"severity": severity})
+    send_command(url, token, as_json, station_id, "SetMonitoringLevel", {"severity": severity})
 
 
 def alerts(
@@ -554,7 +554,7 @@ def tariff_cost(
 ) -> None:
     """Show a running total cost on the station now (CostUpdated)."""
     body = {"transaction_id": transaction_id, "total_cost": total}
-    _send(url, token, as_json, station_id, "CostUpdated", body)
+    send_command(url, token, as_json, station_id, "CostUpdated", body)
 
 
 @tariff.command("default")
@@ -567,8 +567,8 @@ def tariff_default(
     as_json: JsonOpt = False,
 ) -> None:
     """Install a default tariff (SetDefaultTariff, OCPP 2.1)."""
-    body = {"evse_id": evse, "tariff": _json_file(file, "tariff")}
-    _send(url, token, as_json, station_id, "SetDefaultTariff", body)
+    body = {"evse_id": evse, "tariff": json_file(file, "tariff")}
+    send_command(url, token, as_json, station_id, "SetDefaultTariff", body)
 
 
 @tariff.command("list")
@@ -580,7 +580,7 @@ def tariff_list(
     as_json: JsonOpt = False,
 ) -> None:
     """The tariffs installed on the station (GetTariffs, OCPP 2.1)."""
-    _send(url, token, as_json, station_id, "GetTariffs", {"evse_id": evse})
+    send_command(url, token, as_json, station_id, "GetTariffs", {"evse_id": evse})
 
 
 @tariff.command("clear")
@@ -593,7 +593,7 @@ def tariff_clear(
     as_json: JsonOpt = False,
 ) -> None:
     """Remove default tariffs (ClearTariffs, OCPP 2.1)."""
-    _send(url, token, as_json, station_id, "ClearTariffs", {"tariff_ids": ids, "evse_id": evse})
+    send_command(url, token, as_json, station_id, "ClearTariffs", {"tariff_ids": ids, "evse_id": evse})
 
 
 @tariff.command("change")
@@ -606,8 +606,8 @@ def tariff_change(
     as_json: JsonOpt = False,
 ) -> None:
     """Change the tariff of a running transaction (ChangeTransactionTariff, OCPP 2.1)."""
-    body = {"transaction_id": transaction_id, "tariff": _json_file(file, "tariff")}
-    _send(url, token, as_json, station_id, "ChangeTransactionTariff", body)
+    body = {"transaction_id": transaction_id, "tariff": json_file(file, "tariff")}
+    send_command(url, token, as_json, station_id, "ChangeTransactionTariff", body)
 
 
 def register(app: typer.Typer) -> None:
