@@ -16,10 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from .batch import FrameLogWriter, MeterBatchWriter, TouchWriter
-from .models import (
-    STATION_ID_LEN,
-    Station,
-)
+from .models import STATION_ID_LEN, Station
 from .types import ensure_utc, parse_ts, utcnow
 
 log = structlog.get_logger("csms.store")

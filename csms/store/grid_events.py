@@ -8,20 +8,9 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
-from .base import (
-    StoreBase,
-)
-from .models import (
-    DispatchCommand,
-    EventReport,
-    GridEvent,
-    MeterSample,
-)
-from .rows import (
-    EventReportRow,
-    GridEventRow,
-    MeterSampleRow,
-)
+from .base import StoreBase
+from .models import DispatchCommand, EventReport, GridEvent, MeterSample
+from .rows import EventReportRow, GridEventRow, MeterSampleRow
 from .types import ensure_utc, utcnow
 
 

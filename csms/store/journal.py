@@ -8,28 +8,10 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, func, or_, select, update
 
-from .base import (
-    _FRAME_COLUMNS,
-    _FRAME_DIRECTIONS,
-    StoreBase,
-    _at,
-    _check_station_id,
-    _ts_in,
-)
-from .models import (
-    DeviceVariable,
-    FrameLog,
-    SecurityEvent,
-    Station,
-    StationEvent,
-)
+from .base import _FRAME_COLUMNS, _FRAME_DIRECTIONS, StoreBase, _at, _check_station_id, _ts_in
+from .models import DeviceVariable, FrameLog, SecurityEvent, Station, StationEvent
 from .payloads import parse_report_data
-from .rows import (
-    FrameRow,
-    SecurityEventRow,
-    StationEventRow,
-    VariableRow,
-)
+from .rows import FrameRow, SecurityEventRow, StationEventRow, VariableRow
 
 
 class JournalStore(StoreBase):

@@ -8,18 +8,10 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
-from .base import (
-    StoreBase,
-    _at,
-    _check_station_id,
-)
-from .models import (
-    ChargingProfile,
-)
+from .base import StoreBase, _at, _check_station_id
+from .models import ChargingProfile
 from .payloads import profile_fields
-from .rows import (
-    ChargingProfileRow,
-)
+from .rows import ChargingProfileRow
 
 
 class ProfileStore(StoreBase):

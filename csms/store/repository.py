@@ -35,17 +35,13 @@ from typing import Any, Self
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from . import migrate
-from .base import (
-    log,
-)
+from .base import log
 from .batch import FrameLogWriter, GroupCommit, MeterBatchWriter, TouchWriter
 from .engine import _enable_sqlite_wal, _sqlite_is_memory, create_engine, normalize_url
 from .grid_events import GridStore
 from .journal import JournalStore
 from .profiles import ProfileStore
-from .rows import (
-    TransactionRow,
-)
+from .rows import TransactionRow
 from .stations import StationStore
 from .tokens import TokenStore
 from .transactions import TransactionStore, _TxEvent

@@ -21,18 +21,8 @@ from .base import (
     _at,
     _check_station_id,
 )
-from .models import (
-    ChargingProfile,
-    ConnectorStatus,
-    DeviceVariable,
-    Station,
-    StationChange,
-)
-from .rows import (
-    ConnectorStatusRow,
-    StationChangeRow,
-    StationRow,
-)
+from .models import ChargingProfile, ConnectorStatus, DeviceVariable, Station, StationChange
+from .rows import ConnectorStatusRow, StationChangeRow, StationRow
 from .types import ensure_utc, opt_utc, utcnow
 
 

@@ -6,18 +6,9 @@ from datetime import datetime
 
 from sqlalchemy import delete, select, update
 
-from .base import (
-    _API_SCOPES,
-    StoreBase,
-)
-from .models import (
-    ApiToken,
-    IdToken,
-)
-from .rows import (
-    ApiTokenRow,
-    IdTokenRow,
-)
+from .base import _API_SCOPES, StoreBase
+from .models import ApiToken, IdToken
+from .rows import ApiTokenRow, IdTokenRow
 from .types import opt_utc, utcnow
 
 

@@ -21,17 +21,9 @@ from .base import (
     _sqlite_utc_text,
     _ts_in,
 )
-from .models import (
-    MeterSample,
-    Transaction,
-    TransactionEvent,
-)
+from .models import MeterSample, Transaction, TransactionEvent
 from .payloads import pick
-from .rows import (
-    MeterSampleRow,
-    TransactionEventRow,
-    TransactionRow,
-)
+from .rows import MeterSampleRow, TransactionEventRow, TransactionRow
 from .types import ensure_utc, utcnow
 
 
