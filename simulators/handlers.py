@@ -39,13 +39,13 @@ from csms.smartcharging.model import (
 )
 
 from . import certificates, display, local_auth, monitoring, reservations, tariff
-from .station import BPT_MODES, _dt, _ts
+from .model import BPT_MODES, _dt, _ts
 from .tree import SUPPORTED_OPERATION_MODES
 
 if TYPE_CHECKING:
-    from .station import Evse, Station
+    from .model import Evse, Firmware
 
-Handler = Callable[["Station", dict[str, Any]], Awaitable[dict[str, Any]]]
+Handler = Callable[["Firmware", dict[str, Any]], Awaitable[dict[str, Any]]]
 
 NEGATIVE_LIMIT_VENDOR_ID = "org.openv2g.negativeLimit"
 REPORT_PROFILES_PER_MESSAGE = 3
@@ -60,26 +60,26 @@ def _info(code: str, text: str | None = None) -> dict[str, Any]:
     return out
 
 
-def _evse(st: Station, evse_id: int) -> Evse | None:
+def _evse(st: Firmware, evse_id: int) -> Evse | None:
     return st.evses.get(evse_id)
 
 
 # ====================================================================== provisioning / device model
-async def get_variables(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def get_variables(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     limit = st.dm.int("DeviceDataCtrlr", "ItemsPerMessage", instance="GetVariables")
     if len(p["getVariableData"]) > limit:
         raise CallError(ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION, f"at most {limit} getVariableData per request")
     return {"getVariableResult": st.dm.get_variables(p["getVariableData"])}
 
 
-async def set_variables(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def set_variables(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     limit = st.dm.int("DeviceDataCtrlr", "ItemsPerMessage", instance="SetVariables")
     if len(p["setVariableData"]) > limit:
         raise CallError(ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION, f"at most {limit} setVariableData per request")
     return {"setVariableResult": st.dm.set_variables(p["setVariableData"])}
 
 
-def _send_report(st: Station, request_id: int, data: list[dict[str, Any]]) -> None:
+def _send_report(st: Firmware, request_id: int, data: list[dict[str, Any]]) -> None:
     per = max(1, st.dm.int("DeviceDataCtrlr", "ItemsPerMessage", instance="GetReport"))
     chunks = [data[i : i + per] for i in range(0, len(data), per)]
     generated = st.clock.timestamp()
@@ -90,7 +90,7 @@ def _send_report(st: Station, request_id: int, data: list[dict[str, Any]]) -> No
         st._send_if_online("NotifyReport", payload)
 
 
-async def get_base_report(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def get_base_report(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     data = st.dm.base_report(p["reportBase"])
     if not data:
         return {"status": "EmptyResultSet"}
@@ -98,7 +98,7 @@ async def get_base_report(st: Station, p: dict[str, Any]) -> dict[str, Any]:
     return {"status": "Accepted"}
 
 
-async def get_report(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def get_report(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     data = st.dm.custom_report(p.get("componentVariable"), p.get("componentCriteria"))
     if not data:
         return {"status": "EmptyResultSet"}
@@ -107,7 +107,7 @@ async def get_report(st: Station, p: dict[str, Any]) -> dict[str, Any]:
 
 
 # ====================================================================== reset / availability
-async def reset(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def reset(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     kind = p["type"]
     if "evseId" in p and p["evseId"] != 0:
         return {"status": "Rejected", "statusInfo": _info("UnsupportedRequest", "EVSE-level reset not supported")}
@@ -121,12 +121,12 @@ async def reset(st: Station, p: dict[str, Any]) -> dict[str, Any]:
     return {"status": "Accepted"}
 
 
-async def _reset_after_response(st: Station) -> None:
+async def _reset_after_response(st: Firmware) -> None:
     await asyncio.sleep(0.01)
     await st._reboot(boot_reason="RemoteReset", trigger="ResetCommand", stopped="ImmediateReset")
 
 
-async def change_availability(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def change_availability(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     operative = p["operationalStatus"] == "Operative"
     evse_ref = p.get("evse")
     if evse_ref is None or evse_ref.get("id", 0) == 0:
@@ -154,7 +154,7 @@ async def change_availability(st: Station, p: dict[str, Any]) -> dict[str, Any]:
 
 
 # ====================================================================== transactions
-async def request_start_transaction(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def request_start_transaction(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     evse_id = p.get("evseId")
     if evse_id is None:
         candidates = [e for e in st.evses.values() if e.operative and (e.tx is None or not e.tx.authorized)]
@@ -203,7 +203,7 @@ async def request_start_transaction(st: Station, p: dict[str, Any]) -> dict[str,
     return {"status": "Accepted"}
 
 
-def _check_tx_profile_for(st: Station, evse: Evse, profile: dict[str, Any], now_t: float) -> list[Violation]:
+def _check_tx_profile_for(st: Firmware, evse: Evse, profile: dict[str, Any], now_t: float) -> list[Violation]:
     tx = evse.tx
     prof = dict(profile)
     if tx is not None:
@@ -223,7 +223,7 @@ def _check_tx_profile_for(st: Station, evse: Evse, profile: dict[str, Any], now_
     return violations + _firmware_checks(st, request)
 
 
-def install_tx_profile_from_remote_start(st: Station, evse: Evse, profile: dict[str, Any], now_t: float) -> None:
+def install_tx_profile_from_remote_start(st: Firmware, evse: Evse, profile: dict[str, Any], now_t: float) -> None:
     """Install the TxProfile that came with RequestStartTransaction once the transaction exists."""
     tx = evse.tx
     if tx is None:
@@ -239,7 +239,7 @@ def install_tx_profile_from_remote_start(st: Station, evse: Evse, profile: dict[
     st.wake()
 
 
-async def request_stop_transaction(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def request_stop_transaction(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     for evse in st.evses.values():
         tx = evse.tx
         if tx is not None and not tx.ended and tx.id == p["transactionId"]:
@@ -252,7 +252,7 @@ async def request_stop_transaction(st: Station, p: dict[str, Any]) -> dict[str, 
     return {"status": "Rejected", "statusInfo": _info("TxNotFound")}
 
 
-async def get_transaction_status(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def get_transaction_status(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     tx_id = p.get("transactionId")
     queued = [o for o in st._outbox if o.action == "TransactionEvent" and (tx_id is None or o.tx_id == tx_id)]
     out: dict[str, Any] = {"messagesInQueue": bool(queued)}
@@ -263,7 +263,7 @@ async def get_transaction_status(st: Station, p: dict[str, Any]) -> dict[str, An
     return out
 
 
-async def unlock_connector(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def unlock_connector(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     evse = _evse(st, p["evseId"])
     if evse is None or p["connectorId"] != 1:
         return {"status": "UnknownConnector"}
@@ -273,12 +273,12 @@ async def unlock_connector(st: Station, p: dict[str, Any]) -> dict[str, Any]:
     return {"status": "Unlocked"}
 
 
-async def data_transfer(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def data_transfer(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     return {"status": "UnknownVendorId"}
 
 
 # ====================================================================== trigger message
-async def trigger_message(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def trigger_message(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     what = p["requestedMessage"]
     evse_ref = p.get("evse")
     evses = list(st.evses.values())
@@ -333,7 +333,7 @@ async def trigger_message(st: Station, p: dict[str, Any]) -> dict[str, Any]:
 
 
 # ====================================================================== firmware / logs
-async def update_firmware(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def update_firmware(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     status = "Accepted"
     if st._fw_task is not None and not st._fw_task.done():
         st._fw_task.cancel()
@@ -342,7 +342,7 @@ async def update_firmware(st: Station, p: dict[str, Any]) -> dict[str, Any]:
     return {"status": status}
 
 
-async def _firmware_update(st: Station, p: dict[str, Any]) -> None:
+async def _firmware_update(st: Firmware, p: dict[str, Any]) -> None:
     req = p["requestId"]
     fw = p["firmware"]
 
@@ -397,14 +397,14 @@ def _next_version(current: str, location: str) -> str:
     return current + ".1"
 
 
-async def get_log(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def get_log(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     stamp = st.clock.now().strftime("%Y%m%dT%H%M%SZ")
     filename = f"{st.id}-{p['logType']}-{stamp}.log"
     st._spawn(_upload_log(st, p))
     return {"status": "Accepted", "filename": filename}
 
 
-async def _upload_log(st: Station, p: dict[str, Any]) -> None:
+async def _upload_log(st: Firmware, p: dict[str, Any]) -> None:
     req = p["requestId"]
     await asyncio.sleep(0.01)
     st._send_if_online("LogStatusNotification", {"status": "Uploading", "requestId": req})
@@ -415,7 +415,7 @@ async def _upload_log(st: Station, p: dict[str, Any]) -> None:
 
 
 # ====================================================================== smart charging
-def station_limits(st: Station) -> StationLimits:
+def station_limits(st: Firmware) -> StationLimits:
     cfg = st.config
     v21 = st.version == "2.1"
     return StationLimits(
@@ -431,11 +431,11 @@ def station_limits(st: Station) -> StationLimits:
     )
 
 
-def st_active_transactions(st: Station) -> dict[int, str]:
+def st_active_transactions(st: Firmware) -> dict[int, str]:
     return {i: e.tx.id for i, e in st.evses.items() if e.tx is not None and not e.tx.ended}
 
 
-def _firmware_checks(st: Station, request: dict[str, Any]) -> list[Violation]:
+def _firmware_checks(st: Firmware, request: dict[str, Any]) -> list[Violation]:
     """Rules beyond K01 that this firmware applies (documented in simulators/README.md)."""
     out: list[Violation] = []
     try:
@@ -467,7 +467,7 @@ def _firmware_checks(st: Station, request: dict[str, Any]) -> list[Violation]:
     return out
 
 
-async def set_charging_profile(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def set_charging_profile(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     if st.faults.reject_profiles:
         return {"status": "Rejected", "statusInfo": _info("SimulatedFault", "fault injection: reject_profiles")}
     if not st.smart_charging_enabled:
@@ -492,7 +492,7 @@ async def set_charging_profile(st: Station, p: dict[str, Any]) -> dict[str, Any]
     return {"status": "Accepted"}
 
 
-async def clear_charging_profile(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def clear_charging_profile(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     external = ChargingProfilePurpose.CHARGING_STATION_EXTERNAL_CONSTRAINTS
     pid = p.get("chargingProfileId")
     crit = p.get("chargingProfileCriteria") or {}
@@ -519,7 +519,7 @@ async def clear_charging_profile(st: Station, p: dict[str, Any]) -> dict[str, An
     return {"status": "Accepted"}
 
 
-async def get_charging_profiles(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def get_charging_profiles(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     crit = p["chargingProfile"]
     evse_id = p.get("evseId")
     ids = crit.get("chargingProfileId")
@@ -559,7 +559,7 @@ async def get_charging_profiles(st: Station, p: dict[str, Any]) -> dict[str, Any
     return {"status": "Accepted"}
 
 
-async def get_composite_schedule(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def get_composite_schedule(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     evse_id = p["evseId"]
     if evse_id != 0 and evse_id not in st.evses:
         return {"status": "Rejected", "statusInfo": _info("UnknownEvse")}
@@ -591,7 +591,7 @@ async def get_composite_schedule(st: Station, p: dict[str, Any]) -> dict[str, An
     return {"status": "Accepted", "schedule": sched.to_wire(st.version, default_limit=default)}  # type: ignore[arg-type]
 
 
-async def notify_allowed_energy_transfer(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def notify_allowed_energy_transfer(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     for evse in st.evses.values():
         tx = evse.tx
         if tx is not None and not tx.ended and tx.id == p["transactionId"]:
@@ -603,7 +603,7 @@ async def notify_allowed_energy_transfer(st: Station, p: dict[str, Any]) -> dict
     return {"status": "Rejected", "statusInfo": _info("TxNotFound")}
 
 
-async def update_dynamic_schedule(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def update_dynamic_schedule(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     if not st.config.supports_dynamic_profiles:
         raise CallError(ErrorCode.NOT_SUPPORTED, "dynamic charging profiles are not supported")
     pid = p["chargingProfileId"]
@@ -641,7 +641,7 @@ async def update_dynamic_schedule(st: Station, p: dict[str, Any]) -> dict[str, A
 
 # ====================================================================== tables
 def _wrap(action: str, fn: Handler) -> Handler:
-    async def run(st: Station, payload: dict[str, Any]) -> dict[str, Any]:
+    async def run(st: Firmware, payload: dict[str, Any]) -> dict[str, Any]:
         if st.record:
             st.received.append((action, payload))
         delay = st.faults.answer_delay_s
