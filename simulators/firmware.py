@@ -229,7 +229,7 @@ class FirmwareLoop:
         self.wake()
 
     def _install_pending_tx_profile(self, evse: Evse, now_t: float) -> None:
-        from .handlers import install_tx_profile_from_remote_start
+        from .charging_profiles import install_tx_profile_from_remote_start
 
         pending = evse.pending_tx_profile
         evse.pending_tx_profile = None

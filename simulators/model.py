@@ -46,6 +46,14 @@ def _dt(t: float) -> datetime:
     return datetime.fromtimestamp(t, UTC)
 
 
+def status_info(code: str, text: str | None = None) -> dict[str, Any]:
+    """An OCPP StatusInfoType: reasonCode (20 characters at most), optional additionalInfo."""
+    out: dict[str, Any] = {"reasonCode": code[:20]}
+    if text:
+        out["additionalInfo"] = text[:512]
+    return out
+
+
 class Faults:
     """Mutable per-station fault switches (see :class:`~simulators.config.FaultConfig`)."""
 
