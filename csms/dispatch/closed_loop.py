@@ -11,11 +11,8 @@ import structlog
 
 from csms import metrics
 from csms.dispatch.planner_core import Plan
-from csms.dispatch.report import (
-    EventRun,
-    TickSample,
-    build_report,
-)
+from csms.dispatch.records import EventRun, TickSample
+from csms.dispatch.report import build_report
 
 log = structlog.get_logger("csms.dispatch")
 

@@ -17,10 +17,7 @@ from csms.dispatch.fleet import EventTarget, TargetInterval
 from csms.dispatch.planner import diff_plans
 from csms.dispatch.planner import plan as make_plan
 from csms.dispatch.planner_core import Plan
-from csms.dispatch.report import (
-    CarRecord,
-    EventRun,
-)
+from csms.dispatch.records import CarRecord, EventRun
 from csms.dispatch.snapshot import CarRef, FleetView, build_snapshot, car_id_for
 
 log = structlog.get_logger("csms.dispatch")

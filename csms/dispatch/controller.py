@@ -58,14 +58,11 @@ import structlog
 from csms.dispatch.closed_loop import ClosedLoop, target_at
 from csms.dispatch.commanding import Commanding
 from csms.dispatch.executor import Command, Executor
+from csms.dispatch.ledger import MeterLedger
 from csms.dispatch.planner_core import Plan
 from csms.dispatch.publishing import Publishing
-from csms.dispatch.report import (
-    CarRecord,
-    EventRun,
-    MeterLedger,
-    build_report,
-)
+from csms.dispatch.records import CarRecord, EventRun
+from csms.dispatch.report import build_report
 from csms.dispatch.snapshot import FleetView, SnapshotOptions, car_id_for
 
 if TYPE_CHECKING:

@@ -14,17 +14,10 @@ import structlog
 
 from csms import metrics
 from csms.dispatch.closed_loop import target_at
-from csms.dispatch.report import (
-    COMPLETE_AFTER_S,
-    INTERVAL_S,
-    EventRun,
-    TickSample,
-    build_report,
-    interval_grid,
-    perfect_foresight,
-    report_csv,
-    write_plot,
-)
+from csms.dispatch.ledger import COMPLETE_AFTER_S, INTERVAL_S
+from csms.dispatch.records import EventRun, TickSample
+from csms.dispatch.report import build_report, interval_grid, perfect_foresight
+from csms.dispatch.report_files import report_csv, write_plot
 
 log = structlog.get_logger("csms.dispatch")
 
