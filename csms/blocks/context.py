@@ -4,8 +4,8 @@ A handler gets a :class:`Session` (one station's connection state) and reaches t
 CSMS through ``session.central``, a :class:`Central`: the store, the event publisher, ``call``
 (a CALL to any station, whether its WebSocket is held here or, in cluster mode, by another
 node), live station state and the per-process extensions. The blocks never import
-:mod:`csms.central` or :mod:`csms.server`; :class:`csms.central.Central` and
-:class:`csms.server.session.Session` satisfy these protocols structurally.
+:mod:`csms.central` or :mod:`csms.server`; :class:`csms.central.CentralSystem` and
+:class:`csms.server.session.StationSession` satisfy these protocols structurally.
 """
 
 from __future__ import annotations
