@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from . import migrate
 from .base import log
 from .batch import FrameLogWriter, GroupCommit, MeterBatchWriter, TouchWriter
-from .engine import _enable_sqlite_wal, _sqlite_is_memory, create_engine, normalize_url
+from .engine import _enable_sqlite_wal, _sqlite_is_memory, create_engine
 from .grid_events import GridStore
 from .journal import JournalStore
 from .profiles import ProfileStore
@@ -46,7 +46,7 @@ from .stations import StationStore
 from .tokens import TokenStore
 from .transactions import TransactionStore, _TxEvent
 
-__all__ = ["Store", "create_engine", "normalize_url"]
+__all__ = ["Store"]
 
 
 class Store(StationStore, TransactionStore, TokenStore, JournalStore, ProfileStore, GridStore):
