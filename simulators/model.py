@@ -7,7 +7,7 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import structlog
 
@@ -238,6 +238,7 @@ class Outgoing:
         self.attempts = 0
 
 
+@runtime_checkable
 class Firmware(Protocol):
     """What the firmware's parts (CSMS request handlers, the device-model tree, the feature modules)
     use of a station; :class:`simulators.station.Station` is the implementation. Feature modules keep

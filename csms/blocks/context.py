@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from csms.config import Settings
 from csms.domain.station import StationState
@@ -26,6 +26,7 @@ Listener = Callable[[str, str, dict[str, Any]], None]
 transaction, needs, profile, ..."""
 
 
+@runtime_checkable
 class ChargingService(Protocol):
     """The part of charging control (:mod:`csms.services.charging_control`) the K and Q
     handlers feed: profile reports (K09), dispatch claims, V2X permission (Q)."""
@@ -39,6 +40,7 @@ class ChargingService(Protocol):
     ) -> dict[str, Any]: ...
 
 
+@runtime_checkable
 class Central(Protocol):
     """The CSMS services a block uses."""
 
@@ -80,6 +82,7 @@ class Central(Protocol):
     def background(self, coro: Awaitable[Any]) -> asyncio.Task[Any]: ...
 
 
+@runtime_checkable
 class Session(Protocol):
     """One station's connection as its handlers see it."""
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import http
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
 from websockets.asyncio.server import ServerConnection
@@ -70,6 +70,7 @@ def peer_certificate(connection: ServerConnection) -> dict[str, Any] | None:
     return cert or None
 
 
+@runtime_checkable
 class Admission(Protocol):
     """The handshake decisions (:class:`csms.central.CentralSystem` makes them): "ok", "unknown",
     "unauthorized", "blocked" or "unavailable"."""

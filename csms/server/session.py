@@ -8,7 +8,7 @@ what Pending allows (B02.FR.xx: device-model reads/writes, reports, TriggerMessa
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import structlog
 
@@ -52,6 +52,7 @@ PENDING_OUTBOUND = frozenset(
 )
 
 
+@runtime_checkable
 class SessionHost(Central, Protocol):
     """What a session needs of the CSMS that holds it (:class:`csms.central.CentralSystem`):
     the handler table and the frame observer, besides what the handlers use."""

@@ -22,7 +22,7 @@ import asyncio
 import itertools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import structlog
 
@@ -89,6 +89,7 @@ _DISCOVERY_21 = [
 ]
 
 
+@runtime_checkable
 class ControlHost(Central, Protocol):
     """What charging control needs beyond a block's view of the CSMS: whether a station is
     reachable (here or on another node), and the typed StationOffline / UnknownStation errors."""
