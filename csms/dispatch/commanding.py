@@ -252,9 +252,13 @@ class Commanding:
     def _note_car(self, ref: CarRef, now: datetime, runs: list[EventRun]) -> None:
         rec = self.cars.get(ref.car_id)
         c = ref.car
-        if rec is None or (ref.has_needs and ref.car_id not in self._with_needs):
+        assumed = "soc: default" in ref.assumptions
+        known_soc = rec is not None and rec.soc_first_assumed and not assumed
+        if rec is None or (ref.has_needs and ref.car_id not in self._with_needs) or known_soc:
             first = rec.first_seen if rec is not None else now
-            soc_first = rec.soc_first if rec is not None else 100.0 * c.soc
+            # a car first seen before any SoC was known had the snapshot's default: the first real one replaces it
+            keep = rec is not None and not rec.soc_first_assumed
+            soc_first = rec.soc_first if keep else 100.0 * c.soc
             dep = ref.announced_departure
             hours = ((dep - first).total_seconds() / 3600.0) if dep is not None else 24.0
             rec = CarRecord(
@@ -276,6 +280,7 @@ class Commanding:
                 feasible_at_plugin=CarRecord.feasible(
                     soc_first, 100.0 * ref.target_soc, c.capacity_kwh, c.max_charge_kw, c.eta_charge, hours
                 ),
+                soc_first_assumed=assumed and not keep,
             )
             self.cars[ref.car_id] = rec
             if ref.has_needs:

@@ -61,6 +61,8 @@ class CarRecord:
     departed_at: datetime | None = None
     final_soc: float | None = None
     last_soc: float | None = None
+    soc_first_assumed: bool = False
+    """``soc_first`` is the snapshot's default (no SoC known yet): replaced by the first real one."""
 
     @property
     def key(self) -> tuple[str, int]:
