@@ -1083,7 +1083,10 @@ class Store:
         :func:`csms.store.payloads.parse_report_data`). ``characteristics`` are only replaced when
         the new entry carries some. Returns the number of attribute rows written."""
         _check_station_id(station_id)
-        parsed = parse_report_data(station_id, rows, _at(at))
+        return await self.write_variable_rows(parse_report_data(station_id, rows, _at(at)))
+
+    async def write_variable_rows(self, parsed: Sequence[Mapping[str, Any]]) -> int:
+        """Upsert ``device_model`` rows already flattened by :func:`parse_report_data`."""
         if not parsed:
             return 0
         table = DeviceVariable.__table__
