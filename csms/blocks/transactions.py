@@ -13,19 +13,21 @@ from typing import TYPE_CHECKING, Any
 
 from csms.blocks import reservation, tariff
 from csms.blocks.authorization import token_info
-from csms.domain.metering import latest_readings
+from csms.domain.metering import MeterRead
+from csms.store.payloads import read_wire_meter_values
 
 if TYPE_CHECKING:
     from csms.server.session import StationSession
 
 
-def _apply_live_meter(s: StationSession, evse_id: int, meter_values: list[dict[str, Any]]) -> None:
-    ts, readings = latest_readings(meter_values)
+def _apply_live_meter(s: StationSession, evse_id: int, read: MeterRead) -> None:
+    ts = read.at
     if ts is None:
         return
     evse = s.state.evse(evse_id)
     if evse.metered_at is not None and ts < evse.metered_at:
         return
+    readings = read.readings
     for field, value in readings.items():
         setattr(evse, field, value)
     evse.metered_at = ts
@@ -74,7 +76,7 @@ async def transaction_event(s: StationSession, p: dict[str, Any]) -> dict[str, A
             evse.allowed_energy_transfer = allowed
             central.background(central.charging.set_allowed_energy_transfer(s.station_id, tx_id, allowed))
         if p.get("meterValue") and not p.get("offline", False):
-            _apply_live_meter(s, evse_id, p["meterValue"])
+            _apply_live_meter(s, evse_id, read_wire_meter_values(s.station_id, evse_id, tx_id, p["meterValue"]))
     tariff.Tariffs.of(central).on_transaction_event(s, p, response)
     central.emit(
         "transaction",
@@ -98,9 +100,11 @@ def meter_values(s: StationSession, p: dict[str, Any]) -> dict[str, Any] | Await
     evse = s.state.evses.get(evse_id)
     tx_id = evse.transaction_id if evse is not None else None
     store = s.central.store
-    store.add_meter_values(s.station_id, evse_id, tx_id, p["meterValue"])
+    # one walk: the rows the store writes and the live readings come from the same conversion
+    read = read_wire_meter_values(s.station_id, evse_id, tx_id, p["meterValue"])
+    store.meters.add_rows(read.rows)
     if evse_id > 0:
-        _apply_live_meter(s, evse_id, p["meterValue"])
+        _apply_live_meter(s, evse_id, read)
     backlog = store.meters.room()
     return {} if backlog is None else _answer_after(backlog)
 

@@ -239,8 +239,11 @@ class MeterBatchWriter(BatchWriter[Row]):
         transaction_id: str | None,
         meter_values: Iterable[Mapping[str, Any]] | None,
     ) -> int:
+        return self.add_rows(parse_wire_meter_values(station_id, evse_id, transaction_id, meter_values or ()))
+
+    def add_rows(self, rows: list[Row]) -> int:
+        """Queue rows already parsed (:func:`csms.store.payloads.read_wire_meter_values`)."""
         self._check_open()
-        rows = parse_wire_meter_values(station_id, evse_id, transaction_id, meter_values or ())
         if rows:
             self._enqueue(rows)
         return len(rows)
