@@ -37,6 +37,7 @@ from csms.server.connection import (
 from csms.server.session import StationSession
 from csms.store.repository import Store
 from csms.store.rows import StationRow
+from csms.store.statuses import write_connector_statuses
 
 log = structlog.get_logger("csms.central")
 
@@ -538,8 +539,9 @@ class CentralSystem:
 
     async def _write_statuses(self, batch: Batch) -> None:
         assert self.store is not None
-        for (sid, evse_id, connector_id), fields in batch:
-            await self.store.set_connector_status(sid, evse_id, connector_id, fields["status"], fields["at"])
+        await write_connector_statuses(
+            self.store, [(sid, evse, connector, f["status"], f["at"]) for (sid, evse, connector), f in batch]
+        )
 
     def background(self, coro: Any) -> asyncio.Task[Any]:
         """Run a coroutine without blocking the caller; failures are logged, never lost silently."""

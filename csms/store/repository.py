@@ -33,8 +33,7 @@ import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from operator import itemgetter
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Self
 
@@ -47,7 +46,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from . import migrate
+from . import migrate, sqlite_bulk
 from .batch import FrameLogWriter, GroupCommit, MeterBatchWriter, TouchWriter
 from .models import (
     STATION_ID_LEN,
@@ -131,15 +130,6 @@ _METER_COLUMNS = (
     "value",
 )
 _FRAME_COLUMNS = ("station_id", "direction", "timestamp", "frame")
-
-
-def _sqlite_utc_text(value: datetime) -> str:
-    """An aware datetime as the naive-UTC text :class:`~csms.store.types.UTCDateTime` stores on
-    SQLite (same as SQLAlchemy's ``DATETIME``: always six fraction digits, so text order is
-    time order)."""
-    if value.tzinfo is not UTC:
-        value = ensure_utc(value)
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _check_station_id(station_id: str) -> None:
@@ -979,9 +969,10 @@ class Store:
         await self._bulk_insert(MeterSample.__table__, _METER_COLUMNS, rows)
 
     async def _bulk_insert(self, table: Any, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
-        """One ``executemany`` INSERT of write-behind rows (dicts with exactly ``columns``).
+        """One INSERT of write-behind rows (dicts with exactly ``columns``).
 
-        On SQLite the rows go to the driver as tuples, with timestamps already in the text form
+        On SQLite the rows go to the driver as multi-row statements (:mod:`csms.store.sqlite_bulk`),
+        with timestamps already in the text form
         SQLAlchemy's ``DATETIME`` stores (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC): SQLAlchemy's
         per-row, per-column bind processing cost more than SQLite's own insert at meter-value
         rates. PostgreSQL keeps the SQLAlchemy path (asyncpg binds datetimes natively)."""
@@ -990,20 +981,7 @@ class Store:
             if self.dialect != "sqlite":
                 await conn.execute(table.insert(), rows)
                 return
-            ts_at = columns.index("timestamp")
-            getter = itemgetter(*columns)
-            params = []
-            last_ts: datetime | None = None
-            last_text = ""
-            for row in rows:
-                values = list(getter(row))
-                ts = values[ts_at]
-                if ts is not last_ts:  # the sampled values of one MeterValue share their timestamp
-                    last_ts, last_text = ts, _sqlite_utc_text(ts)
-                values[ts_at] = last_text
-                params.append(tuple(values))
-            sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-            await conn.exec_driver_sql(sql, params)
+            await sqlite_bulk.insert_rows(conn, table.name, columns, rows)
 
     async def meter_samples(
         self,
