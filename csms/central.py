@@ -356,21 +356,28 @@ class CentralSystem:
             await self.register_station(station_id, creds[1], boot_policy="pending")
             log.info("station auto-registered (Pending until an operator accepts it)", station=station_id)
             return "ok"
-        verdict = self._check_password(station_id, creds)
+        verdict = await self._check_password(station_id, creds)
         if verdict == "ok" and station_id in self._blocked:
             log.warning("blocked station refused", station=station_id)
             return "blocked"
         return verdict
 
-    def _check_password(self, station_id: str, creds: tuple[str, str] | None) -> str:
-        stored = self._passwords[station_id]
+    async def _check_password(self, station_id: str, creds: tuple[str, str] | None) -> str:
+        stored = self._passwords.get(station_id, _MISSING)
+        if stored is _MISSING:  # removed from the registry meanwhile
+            return "unknown"
         if stored is None:
             return "ok" if creds is None or creds[0] == station_id else "unauthorized"
         if creds is None or creds[0] != station_id:
             return "unauthorized"
         if self._verified.hit(station_id, creds[1], stored):
             return "ok"
-        if credentials.verify_password(creds[1], stored):
+        # PBKDF2 is CPU work by design: off the event loop, so a reconnect storm does not stall
+        # every connected station's frames
+        ok = await asyncio.to_thread(credentials.verify_password, creds[1], stored)
+        if self._passwords.get(station_id, _MISSING) != stored:  # credentials changed meanwhile
+            return await self._check_password(station_id, creds)
+        if ok:
             self._verified.remember(station_id, creds[1], stored)
             return "ok"
         log.warning("station failed authentication", station=station_id)

@@ -39,7 +39,7 @@ async def sign_certificate(s: StationSession, p: dict[str, Any]) -> dict[str, An
                 "NoSigningCA",
                 "this CSMS has no station CA configured (security.station_ca_cert_file / station_ca_key_file)",
             )
-        csr = check_csr(p["csr"], s.station_id, cert_type)
+        csr = await asyncio.to_thread(check_csr, p["csr"], s.station_id, cert_type)  # signature check: CPU
     except CertificateError as exc:
         s.log.warning("SignCertificate rejected", reason=exc.message)
         await _record(s, "SignCertificate", {"status": "Rejected", "certificateType": cert_type, "error": exc.message})
@@ -55,7 +55,7 @@ async def _issue(s: StationSession, csr: x509.CertificateSigningRequest, cert_ty
     assert ca is not None
     # certificates live on the wall clock (TLS checks them against it), not on the CSMS's
     # possibly accelerated simulation clock
-    leaf = ca.sign(csr, datetime.now(UTC), s.central.settings.security.station_cert_days)
+    leaf = await asyncio.to_thread(ca.sign, csr, datetime.now(UTC), s.central.settings.security.station_cert_days)
     facts: dict[str, Any] = {"certificateType": cert_type, **describe(leaf)}
     try:
         reply = await s.central.call(

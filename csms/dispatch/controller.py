@@ -973,8 +973,7 @@ class DispatchController:
             except Exception as exc:
                 log.warning("report plot failed", event_id=run.event_id, error=str(exc))
             try:
-                base.mkdir(parents=True, exist_ok=True)
-                csv_path.write_text(report_csv(report), encoding="utf-8")
+                await asyncio.to_thread(_write_text, csv_path, report_csv(report))
                 report["csv_path"] = str(csv_path)
             except OSError as exc:
                 log.warning("report CSV failed", event_id=run.event_id, error=str(exc))
@@ -1059,3 +1058,8 @@ class DispatchController:
 def _target_at(event: Any, t: datetime) -> float:
     hit = event.interval_at(t)
     return float(hit[1].target_kw) if hit is not None else 0.0
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
