@@ -276,13 +276,22 @@ class FrameLogWriter(BatchWriter[Row]):
         self._pruner = pruner
         self._unpruned: dict[str, int] = {}
 
-    def add(self, station_id: str, direction: str, frame: str, at: datetime | None = None) -> None:
+    def add(self, station_id: str, direction: str, frame: str | bytes, at: datetime | None = None) -> None:
+        """``frame``: text, or the UTF-8 bytes of a frame as sent (decoded when written)."""
         self._check_open()
         if self.limit <= 0:
             return
         ts = utcnow() if at is None else ensure_utc(at, "at")
         self._enqueue([{"station_id": station_id, "direction": direction, "timestamp": ts, "frame": frame}])
         self._unpruned[station_id] = self._unpruned.get(station_id, 0) + 1
+
+    def _take(self, n: int) -> list[Row]:
+        batch = super()._take(n)
+        for row in batch:
+            frame = row["frame"]
+            if type(frame) is bytes:
+                row["frame"] = frame.decode(errors="replace")
+        return batch
 
     async def _after_flush(self, *, force: bool) -> None:
         threshold = 1 if force else self.slack

@@ -1105,7 +1105,7 @@ class Store:
         return [VariableRow.model_validate(o) for o in await self._all(stmt)]
 
     # ------------------------------------------------------------------ frame log
-    def log_frame(self, station_id: str, direction: str, frame_text: str, at: datetime | None = None) -> None:
+    def log_frame(self, station_id: str, direction: str, frame_text: str | bytes, at: datetime | None = None) -> None:
         """Queue one raw OCPP-J frame (``direction`` 'in' or 'out'). Synchronous, non-blocking;
         the table keeps the newest ``frame_log_limit`` frames per station (0 disables logging)."""
         _check_station_id(station_id)
