@@ -32,7 +32,6 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from csms.central import StationOffline, UnknownStation
 from csms.clock import to_rfc3339
-from csms.ocpp import schemas
 from csms.ocpp.errors import CallErrorReceived, CallTimeout, ConnectionLost, InvalidPayload, NotAllowed
 from csms.ocpp.schemas import enum_values
 
@@ -414,22 +413,27 @@ async def execute(
         if not central.known(station_id) and await ctx.store.get_station(station_id) is None:
             raise ctx.unknown_station(station_id)
         raise _offline(ctx, station_id)
+    # validated against the negotiated version's schema and encoded once, by the station's RPC
+    # endpoint (here or on the node holding the station); a bad request fails before it is sent
+    started = time.perf_counter()
     try:
-        orjson.dumps(payload)
+        response = await central.call(station_id, action, payload, timeout=timeout)
     except orjson.JSONEncodeError as exc:
         raise ApiError(422, "invalid_payload", f"{action}: cannot encode the request: {exc}") from None
-    try:
-        schemas.validate(version, action, "request", payload)
-    except schemas.SchemaViolation as exc:
+    except InvalidPayload as exc:
+        if not exc.request:
+            raise ApiError(
+                502,
+                "station_bad_response",
+                f"station {station_id} answered {action} with a payload that breaks the schema: {exc.message}",
+                {"action": action, "ocpp_code": str(exc.code)},
+            ) from None
         raise ApiError(
             422,
             "invalid_payload",
             f"{action} request breaks the OCPP {version} schema at '{exc.path}': {exc.message}",
             {"field": exc.path, "ocpp_code": str(exc.code), "action": action, "ocpp_version": version},
         ) from None
-    started = time.perf_counter()
-    try:
-        response = await central.call(station_id, action, payload, timeout=timeout)
     except UnknownStation:
         raise ctx.unknown_station(station_id) from None
     except StationOffline:
@@ -458,13 +462,6 @@ async def execute(
             f"station {station_id} answered {action} with CALLERROR {exc.code}: "
             f"{exc.description or '(no description)'}",
             {"action": action, "ocpp_code": exc.code, "description": exc.description, "ocpp_details": exc.details},
-        ) from None
-    except InvalidPayload as exc:
-        raise ApiError(
-            502,
-            "station_bad_response",
-            f"station {station_id} answered {action} with a payload that breaks the schema: {exc.message}",
-            {"action": action, "ocpp_code": str(exc.code)},
         ) from None
     ms = (time.perf_counter() - started) * 1000
     status = response.get("status") if isinstance(response.get("status"), str) else None

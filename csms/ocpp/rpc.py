@@ -39,6 +39,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
+import orjson
 import structlog
 
 from . import schemas
@@ -401,7 +402,7 @@ class RpcEndpoint:
         except schemas.SchemaViolation as exc:
             if inbound:
                 raise CallError(exc.code, f"{action}: {exc.message}"[:255], {"path": exc.path}) from None
-            raise InvalidPayload(action, exc.code, exc.message) from None
+            raise InvalidPayload(action, exc.code, exc.message, path=exc.path, request=kind == "request") from None
 
     # ------------------------------------------------------------------ outbound
     async def call(self, action: str, payload: dict[str, Any], *, timeout: float | None = None) -> dict[str, Any]:
@@ -412,10 +413,10 @@ class RpcEndpoint:
         """
         if self._closed is not None:
             raise ConnectionLost(f"{self.identity}: connection closed")
+        if self.validate:  # the one validation of an outbound request (the API relies on it)
+            self._check(action, "request", payload, inbound=False)
         if self.outbound_guard is not None:
             self.outbound_guard(action)
-        if self.validate:
-            self._check(action, "request", payload, inbound=False)
         if self._lock is None:
             self._lock = asyncio.Lock()
         wait = self.queue_timeout
@@ -438,7 +439,12 @@ class RpcEndpoint:
             fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
             self._pending = (mid, action, fut)
             try:
-                await self._transmit(call_frame_utf8(mid, action, payload))
+                frame = call_frame_utf8(mid, action, payload)
+            except orjson.JSONEncodeError:
+                outcome = "invalid"
+                raise
+            try:
+                await self._transmit(frame)
             except ConnectionLost:
                 if fut.done():  # close() failed it while the send waited: nobody else will look
                     fut.exception()
