@@ -39,7 +39,12 @@ async def transaction_event(s: StationSession, p: dict[str, Any]) -> dict[str, A
     tx = p["transactionInfo"]
     tx_id = tx["transactionId"]
     evse_id = (p.get("evse") or {}).get("id")
-    inserted, row = await central.store.apply_transaction_event(s.station_id, p)
+    # the schema validated p (the store checks only what it leaves open), and its meterValue is
+    # walked once: the store queues these rows, the live state and the tariff read the readings
+    read = read_wire_meter_values(s.station_id, 0, tx_id, p["meterValue"]) if p.get("meterValue") else None
+    inserted, row = await central.store.apply_transaction_event(
+        s.station_id, p, validated=True, meter_rows=read.rows if read is not None else None
+    )
     response: dict[str, Any] = {}
     allowed = None
     if "idToken" in p:
@@ -75,9 +80,9 @@ async def transaction_event(s: StationSession, p: dict[str, Any]) -> dict[str, A
             # token first seen here) learns its V2X permission by NotifyAllowedEnergyTransfer
             evse.allowed_energy_transfer = allowed
             central.background(central.charging.set_allowed_energy_transfer(s.station_id, tx_id, allowed))
-        if p.get("meterValue") and not p.get("offline", False):
-            _apply_live_meter(s, evse_id, read_wire_meter_values(s.station_id, evse_id, tx_id, p["meterValue"]))
-    tariff.Tariffs.of(central).on_transaction_event(s, p, response)
+        if read is not None and not p.get("offline", False):
+            _apply_live_meter(s, evse_id, read)
+    tariff.Tariffs.of(central).on_transaction_event(s, p, response, read.readings if read is not None else {})
     central.emit(
         "transaction",
         s.station_id,

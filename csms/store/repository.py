@@ -726,7 +726,14 @@ class Store:
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------------ transactions
-    async def apply_transaction_event(self, station_id: str, event: Mapping[str, Any]) -> tuple[bool, TransactionRow]:
+    async def apply_transaction_event(
+        self,
+        station_id: str,
+        event: Mapping[str, Any],
+        *,
+        validated: bool = False,
+        meter_rows: list[dict[str, Any]] | None = None,
+    ) -> tuple[bool, TransactionRow]:
         """Store one TransactionEventRequest (camelCase wire dict; snake_case also accepted).
 
         Returns ``(False, current row)`` without changing anything when this ``seqNo`` is
@@ -745,7 +752,7 @@ class Store:
         * meter values go to ``meter_samples`` through the batch writer, tagged with the
           transaction id, only for events not seen before.
         """
-        e = self._parse_tx_event(station_id, event)
+        e = self._wire_tx_event(station_id, event) if validated else self._parse_tx_event(station_id, event)
         if self._tx_group is not None:
             inserted, row = await self._tx_group.write(e)
         else:
@@ -753,11 +760,33 @@ class Store:
                 inserted, row = await self._apply_tx_event(s, e)
         if not inserted:
             return False, row
+        if meter_rows is not None:  # the caller read the meterValue already: only the EVSE is new here
+            sample_evse = int((e.evse_id if e.evse_id is not None else row.evse_id) or 0)
+            for sample in meter_rows:
+                sample["evse_id"] = sample_evse
+            self.meters.add_rows(meter_rows)
+            return True, row
         meter_values = pick(event, "meterValue")
         if meter_values:
             sample_evse = e.evse_id if e.evse_id is not None else row.evse_id
             self.add_meter_values(station_id, int(sample_evse or 0), e.tx_id, meter_values)
         return True, row
+
+    @staticmethod
+    def _wire_tx_event(station_id: str, event: Mapping[str, Any]) -> _TxEvent:
+        """A TransactionEventRequest the RPC endpoint validated against the schema (``validated=True``):
+        only what the schema leaves open is checked (an empty transactionId)."""
+        info = event["transactionInfo"]
+        tx_id = info["transactionId"]
+        if not tx_id:
+            raise ValueError(f"transactionInfo.transactionId must be a 1-{_TX_ID_LEN} character string")
+        evse = event.get("evse") or {}
+        token = event.get("idToken") or {}
+        return _TxEvent(
+            station_id, dict(event), tx_id, event["eventType"], event["seqNo"], parse_ts(event["timestamp"]),
+            event["triggerReason"], bool(event.get("offline", False)), evse.get("id"), evse.get("connectorId"),
+            token, token.get("idToken"), info.get("chargingState"), info.get("stoppedReason"), utcnow(),
+        )  # fmt: skip
 
     @staticmethod
     def _parse_tx_event(station_id: str, event: Mapping[str, Any]) -> _TxEvent:
