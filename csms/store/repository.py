@@ -1000,7 +1000,7 @@ class Store:
     async def _bulk_insert(self, table: Any, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
         """One INSERT of write-behind rows (dicts with exactly ``columns``).
 
-        On SQLite the rows go to the driver as multi-row statements (:mod:`csms.store.sqlite_bulk`),
+        On SQLite the rows go to the driver in chunks (:mod:`csms.store.sqlite_bulk`),
         with timestamps already in the text form
         SQLAlchemy's ``DATETIME`` stores (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC): SQLAlchemy's
         per-row, per-column bind processing cost more than SQLite's own insert at meter-value
