@@ -46,6 +46,7 @@ def _schemas_dir(version: str) -> Any:
     second of dataclass building that would stall the event loop at the first CALL)."""
     return resources.files("ocpp") / _DIR[version] / "schemas"
 
+
 _CODE_BY_RULE = {
     "type": ErrorCode.TYPE_CONSTRAINT_VIOLATION,
     "additionalProperties": ErrorCode.FORMAT_VIOLATION,
