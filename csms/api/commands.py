@@ -97,7 +97,7 @@ def _ts(value: datetime | None, name: str) -> str | None:
 
 # ---------------------------------------------------------------------------- bodies
 class ResetBody(_Body):
-    type: Literal["Immediate", "OnIdle", "ImmediateAndResume"] = Field(
+    type: Literal[enum_values("2.1", "ResetRequest", "ResetEnumType")] = Field(  # type: ignore[valid-type]
         description="Immediate: now; OnIdle: after transactions end; ImmediateAndResume: 2.1 only"
     )
     evse_id: EvseId | None = Field(None, description="reset only this EVSE")
@@ -115,7 +115,7 @@ class UnlockConnectorBody(_Body):
 
 
 class ChangeAvailabilityBody(_Body):
-    operational_status: Literal["Operative", "Inoperative"]
+    operational_status: Literal[enum_values("2.1", "ChangeAvailabilityRequest", "OperationalStatusEnumType")]  # type: ignore[valid-type]
     evse_id: EvseId | None = Field(None, description="omit for the whole station")
     connector_id: ConnectorId | None = None
 
@@ -145,7 +145,7 @@ class TriggerMessageBody(_Body):
         )
 
 
-Attribute = Literal["Actual", "Target", "MinSet", "MaxSet"]
+Attribute = Literal[enum_values("2.1", "GetVariablesRequest", "AttributeEnumType")]  # type: ignore[valid-type]
 
 
 class VariableRef(_Body):
@@ -204,7 +204,7 @@ class SetVariablesBody(_Body):
 
 
 class GetBaseReportBody(_Body):
-    report_base: Literal["ConfigurationInventory", "FullInventory", "SummaryInventory"] = "FullInventory"
+    report_base: Literal[enum_values("2.1", "GetBaseReportRequest", "ReportBaseEnumType")] = "FullInventory"  # type: ignore[valid-type]
     request_id: Int | None = Field(None, description="default: allocated by the CSMS")
 
     def to_ocpp(self) -> dict[str, Any]:
@@ -250,14 +250,7 @@ class SetChargingProfileBody(_Body):
         return {"evseId": self.evse_id, "chargingProfile": self.charging_profile}
 
 
-ProfilePurpose = Literal[
-    "ChargingStationExternalConstraints",
-    "ChargingStationMaxProfile",
-    "TxDefaultProfile",
-    "TxProfile",
-    "PriorityCharging",
-    "LocalGeneration",
-]
+ProfilePurpose = Literal[enum_values("2.1", "SetChargingProfileRequest", "ChargingProfilePurposeEnumType")]  # type: ignore[valid-type]
 
 
 class ClearChargingProfileBody(_Body):
@@ -316,7 +309,7 @@ class UpdateFirmwareBody(_Body):
 
 class GetLogBody(_Body):
     remote_location: Text = Field(description="URL the station uploads the log to")
-    log_type: Literal["DiagnosticsLog", "SecurityLog", "DataCollectorLog"] = "DiagnosticsLog"
+    log_type: Literal[enum_values("2.1", "GetLogRequest", "LogEnumType")] = "DiagnosticsLog"  # type: ignore[valid-type]
     oldest: AwareDatetime | None = Field(None, description="oldestTimestamp")
     latest: AwareDatetime | None = Field(None, description="latestTimestamp")
     retries: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
