@@ -91,6 +91,7 @@ class CentralSystem:
         self._meta: dict[str, dict[str, Any]] = {}
         self._blocked: set[str] = set()
         self._registry_rev = 0
+        self._registry_gen: dict[str, int] = {}  # bumped whenever a station's cached registration changes
         self._registry_task: asyncio.Task[None] | None = None
         self._verified = credentials.VerifiedCache()
         self._listeners: list[Listener] = []
@@ -204,6 +205,7 @@ class CentralSystem:
     def _apply_registration(self, row: StationRow) -> None:
         """Take a station's registration (credentials, boot policy, meta, blocked) into the cache."""
         sid = row.id
+        self._registry_gen[sid] = self._registry_gen.get(sid, 0) + 1
         if self._passwords.get(sid, _MISSING) != row.password_hash:
             self._verified.forget(sid)
         self._passwords[sid] = row.password_hash
@@ -215,6 +217,7 @@ class CentralSystem:
             self._blocked.discard(sid)
 
     def _forget_registration(self, station_id: str) -> None:
+        self._registry_gen[station_id] = self._registry_gen.get(station_id, 0) + 1
         for table in (self._passwords, self._policy, self._meta):
             table.pop(station_id, None)
         self._blocked.discard(station_id)
@@ -255,8 +258,11 @@ class CentralSystem:
         if not changes:
             return 0
         ids = list(dict.fromkeys(c.station_id for c in changes))
+        seen = {sid: self._registry_gen.get(sid, 0) for sid in ids}
         rows = {row.id: row for row in await self.store.get_stations(ids)}
         for sid in ids:
+            if self._registry_gen.get(sid, 0) != seen[sid]:
+                continue  # registered here while the rows were read: that is newer than this read
             row = rows.get(sid)
             if row is None:
                 if sid in self._passwords:
