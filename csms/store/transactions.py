@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import exists, select
@@ -18,7 +17,6 @@ from .base import (
     _TX_SETTABLE,
     StoreBase,
     _check_station_id,
-    _sqlite_utc_text,
     _ts_in,
 )
 from .models import MeterSample, Transaction, TransactionEvent
@@ -293,33 +291,6 @@ class TransactionStore(StoreBase):
 
     async def _insert_meter_rows(self, rows: list[dict[str, Any]]) -> None:
         await self._bulk_insert(MeterSample.__table__, _METER_COLUMNS, rows)
-
-    async def _bulk_insert(self, table: Any, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
-        """One ``executemany`` INSERT of write-behind rows (dicts with exactly ``columns``).
-
-        On SQLite the rows go to the driver as tuples, with timestamps already in the text form
-        SQLAlchemy's ``DATETIME`` stores (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC): SQLAlchemy's
-        per-row, per-column bind processing cost more than SQLite's own insert at meter-value
-        rates. PostgreSQL keeps the SQLAlchemy path (asyncpg binds datetimes natively)."""
-        async with self._write() as s:
-            conn = await s.connection()
-            if self.dialect != "sqlite":
-                await conn.execute(table.insert(), rows)
-                return
-            ts_at = columns.index("timestamp")
-            getter = itemgetter(*columns)
-            params = []
-            last_ts: datetime | None = None
-            last_text = ""
-            for row in rows:
-                values = list(getter(row))
-                ts = values[ts_at]
-                if ts is not last_ts:  # the sampled values of one MeterValue share their timestamp
-                    last_ts, last_text = ts, _sqlite_utc_text(ts)
-                values[ts_at] = last_text
-                params.append(tuple(values))
-            sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-            await conn.exec_driver_sql(sql, params)
 
     async def meter_samples(
         self,
