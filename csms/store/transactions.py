@@ -19,6 +19,7 @@ from .base import (
     _check_station_id,
     _ts_in,
 )
+from .batch import GroupCommit
 from .models import MeterSample, Transaction, TransactionEvent
 from .payloads import pick
 from .rows import MeterSampleRow, TransactionEventRow, TransactionRow
@@ -48,6 +49,8 @@ class _TxEvent:
 
 class TransactionStore(StoreBase):
     """Transactions, their events and meter samples."""
+
+    _tx_group: GroupCommit[_TxEvent, tuple[bool, TransactionRow]] | None  # SQLite: events stored together
 
     # ------------------------------------------------------------------ transactions
     async def apply_transaction_event(self, station_id: str, event: Mapping[str, Any]) -> tuple[bool, TransactionRow]:
