@@ -18,11 +18,12 @@ from csms.dispatch.ledger import COMPLETE_AFTER_S, INTERVAL_S
 from csms.dispatch.records import EventRun, TickSample
 from csms.dispatch.report import build_report, interval_grid, perfect_foresight
 from csms.dispatch.report_files import report_csv, write_plot
+from csms.dispatch.state import ControllerState
 
 log = structlog.get_logger("csms.dispatch")
 
 
-class Publishing:
+class Publishing(ControllerState):
     """Publish status and deliveries, write the event reports (mixed into the controller)."""
 
     # ------------------------------------------------------------------ outputs

@@ -6,10 +6,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, or_, select, update
+from sqlalchemy import bindparam, delete, func, select
 
 from .base import _FRAME_COLUMNS, _FRAME_DIRECTIONS, StoreBase, _at, _check_station_id, _ts_in
-from .models import DeviceVariable, FrameLog, SecurityEvent, Station, StationEvent
+from .models import DeviceVariable, FrameLog, SecurityEvent, StationEvent
 from .payloads import parse_report_data
 from .rows import FrameRow, SecurityEventRow, StationEventRow, VariableRow
 
@@ -140,15 +140,3 @@ class JournalStore(StoreBase):
         """Newest first (by arrival order)."""
         stmt = select(FrameLog).where(FrameLog.station_id == station_id).order_by(FrameLog.id.desc()).limit(limit)
         return [FrameRow.model_validate(o) for o in await self._all(stmt)]
-
-    async def _write_touches(self, batch: list[tuple[str, datetime]]) -> None:
-        table = Station.__table__
-        stmt = (
-            update(table)
-            .where(table.c.id == bindparam("b_id"))
-            .where(or_(table.c.last_seen_at.is_(None), table.c.last_seen_at < bindparam("b_at")))
-            .values(last_seen_at=bindparam("b_at"))
-        )
-        async with self._write() as s:
-            conn = await s.connection()
-            await conn.execute(stmt, [{"b_id": sid, "b_at": at} for sid, at in batch])

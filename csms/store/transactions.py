@@ -10,7 +10,6 @@ from typing import Any
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from . import sqlite_bulk
 from .base import (
     _METER_COLUMNS,
     _TX_EVENT_TYPES,
@@ -20,6 +19,7 @@ from .base import (
     _check_station_id,
     _ts_in,
 )
+from .batch import GroupCommit
 from .models import MeterSample, Transaction, TransactionEvent
 from .payloads import pick
 from .rows import MeterSampleRow, TransactionEventRow, TransactionRow
@@ -49,6 +49,8 @@ class _TxEvent:
 
 class TransactionStore(StoreBase):
     """Transactions, their events and meter samples."""
+
+    _tx_group: GroupCommit[_TxEvent, tuple[bool, TransactionRow]] | None  # SQLite: events stored together
 
     # ------------------------------------------------------------------ transactions
     async def apply_transaction_event(
@@ -321,21 +323,6 @@ class TransactionStore(StoreBase):
 
     async def _insert_meter_rows(self, rows: list[dict[str, Any]]) -> None:
         await self._bulk_insert(MeterSample.__table__, _METER_COLUMNS, rows)
-
-    async def _bulk_insert(self, table: Any, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
-        """One INSERT of write-behind rows (dicts with exactly ``columns``).
-
-        On SQLite the rows go to the driver in chunks (:mod:`csms.store.sqlite_bulk`), as tuples
-        with timestamps already in the text form
-        SQLAlchemy's ``DATETIME`` stores (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC): SQLAlchemy's
-        per-row, per-column bind processing cost more than SQLite's own insert at meter-value
-        rates. PostgreSQL keeps the SQLAlchemy path (asyncpg binds datetimes natively)."""
-        async with self._write() as s:
-            conn = await s.connection()
-            if self.dialect != "sqlite":
-                await conn.execute(table.insert(), rows)
-                return
-            await sqlite_bulk.insert_rows(conn, table.name, columns, rows)
 
     async def meter_samples(
         self,
