@@ -281,8 +281,8 @@ async def test_caltech_one_kw_per_car_against_perfect_foresight(tmp_path: Path) 
     The fleet shrinks from 24 cars to 3 and overnight cars arrive that must charge, so the target
     cannot be held to the end (perfect foresight on the same cars: NAE 0.16-0.22). The closed loop
     must deliver most of it, stay near perfect foresight and leave (almost) no driver below the
-    promise. Measured 2026-12-07 over seven runs on a loaded machine: delivery 0.65-0.78 of the
-    target, regret +0.06 to +0.24."""
+    promise. Measured 2026-12-07 over ten runs on a loaded machine: delivery 0.65-0.79 of the
+    target, regret +0.05 to +0.24."""
     counted: dict[str, int] = {}
 
     def prepare(fleet: Any) -> None:
@@ -308,13 +308,12 @@ async def test_caltech_one_kw_per_car_against_perfect_foresight(tmp_path: Path) 
     print("caltech 1 kW/car:", counted, {k: s.get(k) for k in SHOWN})
     assert counted["cars"] >= 20 and s["intervals_complete"] == 60
     assert g["departures"] >= 15
-    # planned with the drivers' estimates: over seven runs on a loaded machine one driver left
-    # below the promise twice (once on time, once early), never more; no discharge below a floor
+    # planned with the drivers' estimates: over ten runs on a loaded machine one driver left below
+    # the promise three times, never more; no discharge below a floor
     short = g["violations"] + g["early_departures_below_target"]
     print("below target:", short)
     assert len(short) <= 2 and g["floor_violations"] == []
-    # 0.78, 0.70, 0.76, 0.74, 0.71, 0.65 over six runs on a loaded machine; planning with the
-    # departure model instead gave 0.13 (README)
+    # 0.65-0.79 over ten runs on a loaded machine; planning with the departure model gave 0.13 (README)
     assert s["delivery_ratio"] >= 0.6, s
     # the perfect-foresight yardstick starts every car at its real SoC (not the snapshot's default
     # for a car whose charging needs had not arrived yet)
