@@ -26,7 +26,7 @@ from .conftest import Rig, running_rig, wait_for
 
 _station_ids = itertools.count(1)
 _tx_ids = itertools.count(1)
-Answer = dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]]
+Answer = dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]] | None
 
 
 class _Answers(Mapping[str, Any]):
@@ -39,9 +39,18 @@ class _Answers(Mapping[str, Any]):
         if action not in self.station.answers:
             raise KeyError(action)
 
+        answer = self.station.answers[action]
+        if answer is None:  # a station that never answers: the CSMS's call times out
+
+            async def silent(_context: Any, payload: dict[str, Any]) -> dict[str, Any]:
+                self.station.requests.append((action, payload))
+                await asyncio.Event().wait()
+                return {}
+
+            return silent
+
         def handler(_context: Any, payload: dict[str, Any]) -> dict[str, Any]:
             self.station.requests.append((action, payload))
-            answer = self.station.answers[action]
             return answer(payload) if callable(answer) else answer
 
         return handler
@@ -55,7 +64,8 @@ class _Answers(Mapping[str, Any]):
 
 class Octt(TestStation):
     """A scripted station: ``answers`` maps an action the CSMS may send to the payload to answer
-    (or a function of the request); any other action is answered NotSupported."""
+    (or a function of the request, or None: never answer); any other action is answered
+    NotSupported."""
 
     __test__ = False
 
@@ -151,8 +161,9 @@ async def api_get(rig: Rig, path: str, **params: Any) -> Any:
     return r.json()
 
 
-async def command(rig: Rig, station: Octt, action: str, body: Any = None, status: int = 200) -> Any:
-    r = await rig.post(f"/api/v1/stations/{station.station_id}/commands/{action}", body if body is not None else {})
+async def command(rig: Rig, station: Octt, action: str, body: Any = None, status: int = 200, **params: Any) -> Any:
+    path = f"/api/v1/stations/{station.station_id}/commands/{action}"
+    r = await rig.post(path, body if body is not None else {}, **params)
     assert r.status_code == status, (action, r.status_code, r.text)
     return r.json()
 
