@@ -243,15 +243,6 @@ class RequestStopTransactionBody(_Body):
         return {"transactionId": self.transaction_id}
 
 
-class GetTransactionStatusBody(_Body):
-    transaction_id: Annotated[Text, Field(max_length=36)] | None = Field(
-        None, description="omit to ask whether any transaction-related message is queued (E14)"
-    )
-
-    def to_ocpp(self) -> dict[str, Any]:
-        return _drop_none({"transactionId": self.transaction_id})
-
-
 class SetChargingProfileBody(_Body):
     evse_id: EvseId
     charging_profile: dict[str, Any] = Field(description="OCPP ChargingProfileType, wire form (camelCase)")
@@ -589,16 +580,6 @@ async def request_stop(
 
 
 @router.post(
-    "/GetTransactionStatus",
-    **_summary("GetTransactionStatus", "is the transaction ongoing, are its messages queued (E14)"),
-)
-async def get_transaction_status(
-    ctx: Ctx, station_id: StationId, body: GetTransactionStatusBody, timeout: Timeout = None
-) -> CommandResult:
-    return await execute(ctx, station_id, "GetTransactionStatus", body.to_ocpp(), timeout)
-
-
-@router.post(
     "/SetChargingProfile",
     **_summary("SetChargingProfile", "install a charging profile (recorded when Accepted)"),
 )
@@ -675,7 +656,6 @@ COMMANDS = (
     "GetBaseReport",
     "RequestStartTransaction",
     "RequestStopTransaction",
-    "GetTransactionStatus",
     "SetChargingProfile",
     "ClearChargingProfile",
     "GetCompositeSchedule",
