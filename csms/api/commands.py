@@ -544,11 +544,16 @@ async def trigger(ctx: Ctx, station_id: StationId, body: TriggerMessageBody, tim
     return await execute(ctx, station_id, "TriggerMessage", body.to_ocpp(), timeout)
 
 
-@router.post("/GetVariables", **_summary("GetVariables", "read device-model variables"))
+@router.post(
+    "/GetVariables",
+    **_summary("GetVariables", "read device-model variables (split by the station's ItemsPerMessage)"),
+)
 async def get_variables(
     ctx: Ctx, station_id: StationId, body: GetVariablesBody, timeout: Timeout = None
 ) -> CommandResult:
-    return await execute(ctx, station_id, "GetVariables", body.to_ocpp(), timeout)
+    from .device_model import get_variables as split_get_variables  # B06.FR.05
+
+    return await split_get_variables(ctx, station_id, body.to_ocpp()["getVariableData"], timeout)
 
 
 @router.post("/SetVariables", **_summary("SetVariables", "write device-model variables"))

@@ -147,11 +147,42 @@ async def connect(rig: Rig, answers: dict[str, Answer] | None = None, *, boot: b
     station_id = f"OCTT-{next(_station_ids):04d}"
     await rig.central.register_station(station_id, PASSWORD)
     ws = await open_ws(rig.port, station_id, protocols=(f"ocpp{rig.version}",))
-    station = Octt(ws, station_id, answers)
+    station = Octt(ws, station_id, {"GetChargingProfiles": {"status": "NoProfiles"}, **(answers or {})})
     if boot:
-        assert (await station.boot())["status"] == "Accepted"
-        await wait_for(lambda: rig.central.state(station_id).connected)
+        reconciled = asyncio.Event()
+
+        def listen(kind: str, sid: str, data: dict[str, Any]) -> None:
+            if sid == station_id and kind == "profile" and data.get("reconciled"):
+                reconciled.set()
+
+        stop = rig.central.subscribe(listen)
+        try:
+            assert (await station.boot())["status"] == "Accepted"
+            # the CSMS's own post-boot work (capability discovery, profile reconciliation) is
+            # over before the test case starts: its requests are not the test's
+            async with asyncio.timeout(8):
+                await reconciled.wait()
+        finally:
+            stop()
+        station.requests.clear()
     return station
+
+
+async def reconnect(
+    rig: Rig, station: Octt, reason: str | None = "RemoteReset", *, password: str = PASSWORD
+) -> tuple[Octt, dict[str, Any] | None]:
+    """The same station after a reboot: a new connection (same answers table), booted with
+    ``reason`` (None: not booted). Returns the station and the BootNotification answer."""
+    await station.close()
+    await wait_for(lambda: not rig.central.state(station.station_id).connected)
+    ws = await open_ws(rig.port, station.station_id, password, protocols=(f"ocpp{rig.version}",))
+    again = Octt(ws, station.station_id, station.answers)
+    answer = None
+    if reason is not None:
+        answer = await again.call(
+            "BootNotification", {"chargingStation": {"model": "FE-20", "vendorName": "Fermata"}, "reason": reason}
+        )
+    return again, answer
 
 
 async def api_get(rig: Rig, path: str, **params: Any) -> Any:
