@@ -209,10 +209,10 @@ async def settle(station: Octt) -> None:
     await asyncio.sleep(0.05)
 
 
-def module_rig(**server: Any) -> Any:
+def module_rig(versions: tuple[str, ...] = ("2.0.1", "2.1"), **server: Any) -> Any:
     """A module-scoped fixture: one CSMS per OCPP version for every test of the module."""
 
-    @pytest_asyncio.fixture(scope="module", loop_scope="module", params=["2.0.1", "2.1"])
+    @pytest_asyncio.fixture(scope="module", loop_scope="module", params=list(versions))
     async def rig(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Rig]:
         path = tmp_path_factory.mktemp(f"rig-{request.param}")
         async with running_rig(path, request.param, **{"call_timeout": 5, **server}) as r:
