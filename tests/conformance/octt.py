@@ -221,4 +221,16 @@ def module_rig(versions: tuple[str, ...] = ("2.0.1", "2.1"), **server: Any) -> A
     return rig
 
 
+def shared_rig() -> Any:
+    """The test's ``rig``: the session's CSMS for its OCPP version (``octt_rig`` in conftest),
+    shared by every module that uses it; tests then run on the session's event loop (SESSION)."""
+
+    @pytest.fixture
+    def rig(octt_rig: Rig) -> Rig:
+        return octt_rig
+
+    return rig
+
+
 MODULE = pytest.mark.asyncio(loop_scope="module")
+SESSION = pytest.mark.asyncio(loop_scope="session")

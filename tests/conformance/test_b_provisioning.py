@@ -18,10 +18,10 @@ from websockets.exceptions import ConnectionClosed
 from tests.support import PASSWORD, TestStation, open_ws, raw_exchange
 
 from .conftest import Rig, wait_for
-from .octt import MODULE, Octt, api_get, command, connect, module_rig, new_tx_id, now, reconnect
+from .octt import SESSION, Octt, api_get, command, connect, new_tx_id, now, reconnect, shared_rig
 
-pytestmark = MODULE
-rig = module_rig()
+pytestmark = SESSION
+rig = shared_rig()
 
 ACCEPT = {"status": "Accepted"}
 

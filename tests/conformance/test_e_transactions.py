@@ -14,10 +14,10 @@ import orjson
 from tests.support import raw_exchange
 
 from .conftest import Rig, wait_for
-from .octt import MODULE, Octt, command, connect, energy, module_rig, new_tx_id, token, transaction
+from .octt import SESSION, Octt, command, connect, energy, new_tx_id, shared_rig, token, transaction
 
-pytestmark = MODULE
-rig = module_rig()
+pytestmark = SESSION
+rig = shared_rig()
 
 VALID = token("OCTT-VALID")
 INVALID = token("OCTT-UNKNOWN")

@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from .conftest import Rig, wait_for
-from .octt import MODULE, Octt, api_get, command, connect, module_rig, new_tx_id, now
+from .octt import SESSION, Octt, api_get, command, connect, new_tx_id, now, shared_rig
 
-pytestmark = MODULE
-rig = module_rig()
+pytestmark = SESSION
+rig = shared_rig()
 
 
 async def _live(rig: Rig, st: Octt, evse_id: int = 1, connector_id: int = 1) -> str | None:

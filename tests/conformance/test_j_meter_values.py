@@ -11,10 +11,10 @@ from typing import Any
 from tests.support import raw_exchange
 
 from .conftest import Rig, wait_for
-from .octt import MODULE, Octt, api_get, connect, energy, module_rig, new_tx_id, now, token, transaction
+from .octt import SESSION, Octt, api_get, connect, energy, new_tx_id, now, shared_rig, token, transaction
 
-pytestmark = MODULE
-rig = module_rig()
+pytestmark = SESSION
+rig = shared_rig()
 
 SIGNED = {
     "signedMeterData": "T0NNRnxTSUdORUQtREFUQQ==",

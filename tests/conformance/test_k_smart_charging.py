@@ -12,10 +12,10 @@ import asyncio
 from typing import Any
 
 from .conftest import Rig
-from .octt import MODULE, Octt, api_get, command, connect, module_rig, new_tx_id, now
+from .octt import SESSION, Octt, api_get, command, connect, new_tx_id, now, shared_rig
 
-pytestmark = MODULE
-rig = module_rig()
+pytestmark = SESSION
+rig = shared_rig()
 
 ACCEPT = {"status": "Accepted"}
 _background: set[asyncio.Task[None]] = set()

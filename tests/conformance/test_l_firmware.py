@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from .conftest import Rig, wait_for
-from .octt import MODULE, Octt, api_get, command, connect, module_rig, new_tx_id, now, reconnect
+from .octt import SESSION, Octt, api_get, command, connect, new_tx_id, now, reconnect, shared_rig
 
-pytestmark = MODULE
-rig = module_rig()
+pytestmark = SESSION
+rig = shared_rig()
 
 SIGNING_CERT = "-----BEGIN CERTIFICATE-----\nTUlJQ0ZJUk1XQVJF\n-----END CERTIFICATE-----"
 SIGNATURE = "c2lnbmF0dXJlLW9mLXRoZS1maXJtd2FyZQ=="

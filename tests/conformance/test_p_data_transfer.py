@@ -8,10 +8,10 @@ from __future__ import annotations
 from tests.support import raw_exchange
 
 from .conftest import Rig, wait_for
-from .octt import MODULE, api_get, connect, module_rig, now
+from .octt import SESSION, api_get, connect, now, shared_rig
 
-pytestmark = MODULE
-rig = module_rig()
+pytestmark = SESSION
+rig = shared_rig()
 
 
 # ------------------------------------------------------------------------------ P - DataTransfer
