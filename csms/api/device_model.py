@@ -12,7 +12,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import structlog
+
 from .models import CommandResult
+
+log = structlog.get_logger("csms.api")
 
 if TYPE_CHECKING:
     from .context import ApiContext
@@ -65,7 +69,10 @@ async def get_variables(
     joined = [r for res in results for r in res.response.get("getVariableResult", [])]
     rows = _rows(joined)
     if rows:
-        await ctx.store.upsert_variables(station_id, rows)
+        try:
+            await ctx.store.upsert_variables(station_id, rows)
+        except Exception:  # the station answered; a record that cannot be written does not fail the command
+            log.exception("GetVariables values not recorded", station=station_id)
     if len(results) == 1:
         return results[0]
     first = results[0]
