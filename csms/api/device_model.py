@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -56,11 +57,13 @@ def _rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-async def get_variables(
-    ctx: ApiContext, station_id: str, data: list[dict[str, Any]], timeout: float | None
-) -> CommandResult:
-    from .commands import execute
+Execute = Callable[["ApiContext", str, str, dict[str, Any], float | None], Awaitable[CommandResult]]
 
+
+async def get_variables(
+    ctx: ApiContext, station_id: str, data: list[dict[str, Any]], timeout: float | None, execute: Execute
+) -> CommandResult:
+    """``execute`` sends one request (:func:`csms.api.commands.execute`)."""
     limit = await items_per_message(ctx, station_id, "GetVariables") or len(data)
     parts = [data[i : i + limit] for i in range(0, len(data), limit)]
     results: list[CommandResult] = []
