@@ -101,6 +101,10 @@ def meter_values(s: StationSession, p: dict[str, Any]) -> dict[str, Any] | Await
     store.add_meter_values(s.station_id, evse_id, tx_id, p["meterValue"])
     if evse_id > 0:
         _apply_live_meter(s, evse_id, p["meterValue"])
+    else:  # EVSE 0 meters the station's grid connection: a site meter (csms.sites) may follow it
+        ts, readings = latest_readings(p["meterValue"])
+        if ts is not None:
+            s.central.emit("site_meter", s.station_id, {"evse_id": 0, "at": ts, **readings})
     backlog = store.meters.room()
     return {} if backlog is None else _answer_after(backlog)
 

@@ -76,6 +76,7 @@ from csms.dispatch.report import (
     write_plot,
 )
 from csms.dispatch.snapshot import CarRef, FleetView, SnapshotOptions, build_snapshot, car_id_for
+from csms.sites.limits import dispatch_site_limits
 
 if TYPE_CHECKING:
     from csms.central import CentralSystem
@@ -436,9 +437,9 @@ class DispatchController:
         )
 
     def _snapshot(self, runs: list[EventRun], now: datetime) -> FleetView:
-        ds = self.central.settings.dispatch
         scopes = [r.scope for r in runs]
         stations = None if any(s is None for s in scopes) else set().union(*scopes)  # type: ignore[arg-type]
+        limits = dispatch_site_limits(self.central.settings, stations)  # [dispatch] limits, else [[sites]]
         return build_snapshot(
             self.central,
             now=now,
@@ -448,8 +449,8 @@ class DispatchController:
             uncontrolled={c for c, n in self.failed.items() if n >= self.options.max_failures},
             gone=self.gone,
             commanded_energy=self._commanded_energy,
-            site_export_limit_kw=ds.site_export_limit_kw,
-            site_import_limit_kw=ds.site_import_limit_kw,
+            site_export_limit_kw=limits[0],
+            site_import_limit_kw=limits[1],
         )
 
     def _commanded_energy(self, car_id: str, start: datetime, end: datetime) -> tuple[float, float] | None:
