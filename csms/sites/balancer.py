@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from pydantic import ValidationError
 
 from csms.config import SiteSettings
 from csms.domain.station import BootState
@@ -88,6 +89,7 @@ class SiteBalancer:
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         self.central.extensions["sites"] = self
+        await self._load_stored_limits()
         self._unsubscribe = self.central.subscribe(self._on_event)
         topics = [
             rt.settings.meter.mqtt_topic
@@ -147,6 +149,30 @@ class SiteBalancer:
         rt.reading = reading
         if old is None or abs(reading.power_w - old.power_w) > STEP_WAKE_W:
             rt.wake.set()
+
+    async def _load_stored_limits(self) -> None:
+        """Limits changed at run time (API, CLI, console) win over the configuration file."""
+        if self.central.store is None:
+            return
+        from csms.store.sites import site_limits
+
+        for site_id, limits in (await site_limits(self.central.store)).items():
+            if site_id not in self.sites:
+                continue
+            try:
+                self.set_limits(site_id, **limits)
+            except (ValidationError, TypeError) as exc:
+                log.warning("stored site limits ignored", site=site_id, limits=limits, error=str(exc))
+
+    async def change_limits(self, site_id: str, **limits: Any) -> SiteSettings:
+        """:meth:`set_limits` and store the change (it survives a restart)."""
+        settings = self.set_limits(site_id, **limits)
+        if self.central.store is not None:
+            from csms.store.sites import put_site_limits
+
+            keep = {k: getattr(settings, k) for k in ("import_limit_kw", "export_limit_kw", "strategy")}
+            await put_site_limits(self.central.store, site_id, keep)
+        return settings
 
     def site(self, site_id: str) -> SiteRuntime:
         try:
