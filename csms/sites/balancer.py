@@ -67,6 +67,7 @@ class SiteRuntime:
     rounds: int = 0
     commands: dict[str, int] = field(default_factory=lambda: {"decrease": 0, "increase": 0, "failed": 0})
     history: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    soc_seen: dict[tuple[str, int], tuple[str | None, float]] = field(default_factory=dict)  # (tx, SoC)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -127,6 +128,11 @@ class SiteBalancer:
             if meter is not None and meter.station == station_id and data.get("at") is not None:
                 w = float(data.get("power_import_w", 0.0)) - float(data.get("power_export_w", 0.0))
                 self._new_reading(rt, Reading(w, data["at"], f"station {station_id} EVSE 0"))
+            return
+        if kind == "meter" and data.get("soc") is not None and data.get("evse_id"):
+            eid = int(data["evse_id"])
+            evse = self.central.state(station_id).evses.get(eid)
+            rt.soc_seen[(station_id, eid)] = (evse.transaction_id if evse else None, float(data["soc"]))
             return
         if kind == "boot":
             rt.caps[station_id] = None  # a rebooted station may have lost its cap: send it again
@@ -250,14 +256,19 @@ class SiteBalancer:
                 if needs is not None and needs.max_charge_w:
                     max_w = min(max_w, float(needs.max_charge_w))
                 wanted = departure = demand = None
+                floor = min(1000.0 * s.arrival_kw, max_w)  # never less: a wrong guess must not starve a car
                 if needs is not None:
                     departure = needs.departure_time
-                    soc = evse.soc if evse is not None and evse.soc is not None else needs.soc
+                    seen = rt.soc_seen.get((sid, eid))
+                    tx = evse.transaction_id if evse is not None else None
+                    soc = seen[1] if seen is not None and seen[0] == tx else needs.soc  # this car's SoC only
                     if needs.capacity_wh and needs.target_soc is not None and soc is not None:
                         wanted = (needs.target_soc - soc) / 100.0 * needs.capacity_wh
+                if wanted is not None and wanted <= 0:
+                    wanted, demand = None, floor  # looks full: the allowance, so it can resume
                 if active and evse is not None:
                     if evse.charging_state == "SuspendedEV":
-                        demand = 0.0  # the car takes nothing (full, or waiting)
+                        demand = floor  # the car takes nothing now (full, or waiting)
                     cap_at = rt.cap_set_at.get(sid)
                     per_evse = (held / len(evse_ids)) if held is not None else None
                     if (
@@ -267,7 +278,8 @@ class SiteBalancer:
                         and evse.metered_at >= cap_at + interval
                         and evse.power_import_w < 0.7 * per_evse
                     ):
-                        demand = evse.power_import_w * 1.2 + 1000.0  # tapering: leave it some headroom
+                        # drawing well under its cap (tapering, EV limit): leave it some headroom
+                        demand = max(evse.power_import_w * 1.2 + 1000.0, floor)
                 out.append(
                     EvseInput(
                         key=(sid, eid),
@@ -292,7 +304,7 @@ class SiteBalancer:
                 await self.rebalance(site_id)
             except Exception:
                 log.exception("site re-balance failed", site=site_id)
-            sleeper = asyncio.ensure_future(clock.sleep(rt.settings.control_interval_s))
+            sleeper = asyncio.ensure_future(clock.sleep(self._next_round_in(rt)))
             waker = asyncio.ensure_future(rt.wake.wait())
             try:
                 await asyncio.wait([sleeper, waker], return_when=asyncio.FIRST_COMPLETED)
@@ -300,6 +312,17 @@ class SiteBalancer:
                 sleeper.cancel()
                 waker.cancel()
             rt.wake.clear()
+
+    def _next_round_in(self, rt: SiteRuntime) -> float:
+        """The control interval, or less: when the meter reading turns stale the building load
+        falls back to ``building_kw`` and that must take effect at once, not an interval later."""
+        wait = rt.settings.control_interval_s
+        meter, r = rt.settings.meter, rt.reading
+        if meter is not None and r is not None:
+            left = meter.stale_after_s - (self.central.now() - r.at).total_seconds()
+            if left > 0:
+                wait = min(wait, left + 0.01)
+        return wait
 
     async def rebalance(self, site_id: str) -> dict[str, Any]:
         """One round: allocate, send decreases, wait, send increases. Returns a summary."""
@@ -369,7 +392,10 @@ class SiteBalancer:
                 station_id, 0, [(0, cap_w)], start=now - timedelta(seconds=60), purpose=CAP_PURPOSE
             )
         except Exception as exc:
+            # not answered or refused: the station may hold the old or the new cap (a timed-out
+            # call may still have been applied) -- count it at its rating until a cap is accepted
             log.warning("site cap not applied", station=station_id, cap_w=cap_w, error=str(exc))
+            rt.caps[station_id] = None
             return False
         rt.caps[station_id] = cap_w
         rt.cap_set_at[station_id] = self.central.now()
