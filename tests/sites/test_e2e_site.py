@@ -191,7 +191,8 @@ async def test_site_limit_over_a_replayed_day(tmp_path: Path) -> None:
             owed.append((sid, round(req, 1), round(got, 1)))
     longest = max((r[1] for r in runs), default=0.0)
     print(
-        f"\nsite {LIMIT_KW} kW from {ready.astimezone(LA):%H:%M:%S}, {len(finished)} sessions: peak {max(site_kw):.1f} kW, "
+        f"\nsite {LIMIT_KW} kW from {ready.astimezone(LA):%H:%M:%S}, {len(finished)} sessions: "
+        f"peak {max(site_kw):.1f} kW, "
         f"{seconds_over:.0f} s over the limit (longest {longest:.0f} s, {len(runs)} stretches), "
         f"delivered {delivered:.1f} of {requested:.1f} kWh requested ({delivered / requested:.1%}; "
         f"{possible:.1f} kWh possible at full station power in the dwell time), "
