@@ -76,7 +76,7 @@ from csms.dispatch.report import (
     write_plot,
 )
 from csms.dispatch.snapshot import CarRef, FleetView, SnapshotOptions, build_snapshot, car_id_for
-from csms.sites.limits import dispatch_site_limits
+from csms.sites.limits import site_limits_for_dispatch
 
 if TYPE_CHECKING:
     from csms.central import CentralSystem
@@ -439,7 +439,7 @@ class DispatchController:
     def _snapshot(self, runs: list[EventRun], now: datetime) -> FleetView:
         scopes = [r.scope for r in runs]
         stations = None if any(s is None for s in scopes) else set().union(*scopes)  # type: ignore[arg-type]
-        limits = dispatch_site_limits(self.central.settings, stations)  # [dispatch] limits, else [[sites]]
+        limits = site_limits_for_dispatch(self.central, stations)  # [dispatch] limits, else [[sites]]
         return build_snapshot(
             self.central,
             now=now,

@@ -133,6 +133,10 @@ async def test_api_cli_and_console(env: Env) -> None:
         assert (await c.post("/console/sites/depot/limits", data={"import_limit_kw": "20"})).status_code == 403
         assert (await c.get("/console/sites/nowhere")).status_code == 404
     assert env.site.service.sites.sites["depot"].settings.import_limit_kw == 25
+    # dispatch plans under the running limit minus the building load (5 kW assumed)
+    from csms.sites.limits import site_limits_for_dispatch
+
+    assert site_limits_for_dispatch(env.site.central, None) == (None, 20.0)
 
 
 def test_dispatch_plans_under_the_configured_site_limits() -> None:
@@ -147,3 +151,5 @@ def test_dispatch_plans_under_the_configured_site_limits() -> None:
     assert dispatch_site_limits(Settings()) == (None, None)
     pinned = Settings(sites=[site], dispatch={"site_import_limit_kw": 12.0})
     assert dispatch_site_limits(pinned) == (None, 12.0)  # [dispatch] wins where it sets a limit
+    # the building takes its load off the import limit and absorbs as much export
+    assert dispatch_site_limits(settings, {"C"}, building_kw={"yard": 15.0}) == (35.0, 45.0)
