@@ -137,6 +137,17 @@ async def test_api_cli_and_console(env: Env) -> None:
     from csms.sites.limits import site_limits_for_dispatch
 
     assert site_limits_for_dispatch(env.site.central, None) == (None, 20.0)
+    # a restarted balancer takes the stored limits over the configuration file
+    from csms.sites.balancer import SiteBalancer
+
+    fresh = SiteBalancer(env.site.central)
+    assert fresh.sites["depot"].settings.import_limit_kw == 40
+    await fresh._load_stored_limits()
+    assert fresh.sites["depot"].settings.import_limit_kw == 25
+    assert fresh.sites["depot"].settings.strategy == "priority"
+    async with env.client(env.operator) as c:
+        r = await c.post("/api/v1/sites/depot/rebalance")
+        assert r.status_code == 200 and r.json()["limit_kw"] == 25
 
 
 def test_dispatch_plans_under_the_configured_site_limits() -> None:
