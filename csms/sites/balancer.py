@@ -68,6 +68,7 @@ class SiteRuntime:
     commands: dict[str, int] = field(default_factory=lambda: {"decrease": 0, "increase": 0, "failed": 0})
     history: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=HISTORY))
     soc_seen: dict[tuple[str, int], tuple[str | None, float]] = field(default_factory=dict)  # (tx, SoC)
+    needs_tx: dict[tuple[str, int], str | None] = field(default_factory=dict)  # the tx the needs came in
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -134,6 +135,10 @@ class SiteBalancer:
             evse = self.central.state(station_id).evses.get(eid)
             rt.soc_seen[(station_id, eid)] = (evse.transaction_id if evse else None, float(data["soc"]))
             return
+        if kind == "needs" and data.get("evse_id"):
+            eid = int(data["evse_id"])
+            evse = self.central.state(station_id).evses.get(eid)
+            rt.needs_tx[(station_id, eid)] = evse.transaction_id if evse else None
         if kind == "boot":
             rt.caps[station_id] = None  # a rebooted station may have lost its cap: send it again
         if kind in ("transaction", "connected", "disconnected", "boot", "needs") and (
@@ -252,6 +257,9 @@ class SiteBalancer:
                 evse = st.evses.get(eid)
                 active = evse is not None and evse.transaction_id is not None
                 needs = evse.charging_needs if evse is not None else None
+                tx = evse.transaction_id if evse is not None else None
+                if needs is not None and rt.needs_tx.get((sid, eid), tx) != tx:
+                    needs = None  # left over from an earlier car: not this car's needs
                 max_w = rating
                 if needs is not None and needs.max_charge_w:
                     max_w = min(max_w, float(needs.max_charge_w))
@@ -260,7 +268,6 @@ class SiteBalancer:
                 if needs is not None:
                     departure = needs.departure_time
                     seen = rt.soc_seen.get((sid, eid))
-                    tx = evse.transaction_id if evse is not None else None
                     soc = seen[1] if seen is not None and seen[0] == tx else needs.soc  # this car's SoC only
                     if needs.capacity_wh and needs.target_soc is not None and soc is not None:
                         wanted = (needs.target_soc - soc) / 100.0 * needs.capacity_wh
