@@ -46,7 +46,7 @@ log = structlog.get_logger("csms.sites")
 
 CAP_PURPOSE = "ChargingStationMaxProfile"
 STEP_W = 100.0  # caps are rounded down to this
-TOLERANCE_W = 300.0  # smaller changes are not sent (see order_changes)
+TOLERANCE_W = 1000.0  # smaller changes are not sent (see order_changes): less churn, same safety
 HISTORY = 720
 STEP_WAKE_W = 2000.0  # a site meter step this large re-balances without waiting for the interval
 
