@@ -208,6 +208,8 @@ async def test_site_limit_over_a_replayed_day(tmp_path: Path) -> None:
     assert seconds_over <= 0.01 * len(site_kw) * SAMPLE_S
     assert max(site_kw) > 0.85 * LIMIT_KW  # the limit was binding: the test means something
     assert owed == []  # every car whose request fits in its fair share got it
-    assert delivered >= 0.9 * requested
+    # what the cars could physically take (each charger alone at full power for the car's dwell
+    # time) is the yardstick; requests beyond it cannot be met with any limit
+    assert delivered >= 0.95 * possible
     assert view["commands"]["decrease"] > 20 and view["commands"]["increase"] > 20
     assert view["building_source"].startswith("mqtt")
