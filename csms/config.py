@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "csms.toml"
@@ -225,6 +225,49 @@ class ClusterSettings(_Section):
     )
 
 
+class SiteMeterSettings(_Section):
+    """Where a site's live meter reading comes from: an MQTT topic or a station's EVSE 0 meter values."""
+
+    mqtt_topic: str | None = Field(
+        None,
+        min_length=1,
+        description='MQTT topic carrying the reading: a number in W or JSON {"power_w": ...} / {"power_kw": ...}',
+    )
+    station: str | None = Field(None, min_length=1, description="station whose EVSE 0 MeterValues meter the site")
+    measures: Literal["total", "building"] = Field(
+        "total", description="total: the grid connection (chargers included); building: the load without chargers"
+    )
+    stale_after_s: float = Field(300.0, gt=0, description="an older reading is not used (building_kw is assumed)")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SiteMeterSettings:
+        if (self.mqtt_topic is None) == (self.station is None):
+            raise ValueError("set exactly one of mqtt_topic and station")
+        return self
+
+
+class SiteSettings(_Section):
+    """A grid connection shared by chargers (``[[sites]]``): the CSMS keeps the chargers plus the
+    building under ``import_limit_kw`` with ChargingStationMaxProfile caps (csms/sites)."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    name: str | None = None
+    import_limit_kw: float = Field(gt=0, description="the connection's import limit (kW)")
+    export_limit_kw: float | None = Field(None, ge=0, description="export limit (kW), used by grid-event dispatch")
+    stations: list[str] = Field(min_length=1, description="station ids on this connection")
+    strategy: Literal["fair", "priority"] = "fair"
+    priorities: dict[str, int] = Field(default_factory=dict, description="station id -> priority (higher first)")
+    meter: SiteMeterSettings | None = None
+    building_kw: float = Field(0.0, ge=0, description="building load assumed without a (fresh) meter reading")
+    margin_kw: float = Field(1.0, ge=0, description="kept free under the limit (meter noise, ramps)")
+    arrival_kw: float = Field(
+        1.4, ge=0, description="cap on an idle charger: what a car that plugs in draws before the CSMS re-balances"
+    )
+    station_max_kw: float = Field(22.0, gt=0, description="a station's rating when it is not in station_ratings_kw")
+    station_ratings_kw: dict[str, float] = Field(default_factory=dict, description="station id -> rating (kW)")
+    control_interval_s: float = Field(15.0, gt=0, description="re-balance at least this often (CSMS clock seconds)")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CSMS_", env_nested_delimiter="__", extra="forbid")
 
@@ -241,6 +284,7 @@ class Settings(BaseSettings):
     mqtt: MqttSettings = MqttSettings()
     openadr3: OpenAdr3Settings = OpenAdr3Settings()
     cluster: ClusterSettings = ClusterSettings()
+    sites: list[SiteSettings] = Field(default_factory=list)
 
     @classmethod
     def settings_customise_sources(
@@ -293,6 +337,28 @@ def tls_problems(security: SecuritySettings) -> list[str]:
     return problems
 
 
+def site_problems(sites: list[SiteSettings]) -> list[str]:
+    """Cross-site checks: unique ids, a station on one site only, priorities/ratings of its stations."""
+    problems: list[str] = []
+    ids: set[str] = set()
+    owner: dict[str, str] = {}
+    for i, site in enumerate(sites):
+        if site.id in ids:
+            problems.append(f"sites.{i}.id: site id {site.id!r} is used twice")
+        ids.add(site.id)
+        for station in site.stations:
+            if station in owner:
+                problems.append(f"sites.{i}.stations: station {station!r} is already on site {owner[station]!r}")
+            owner.setdefault(station, site.id)
+        for key in ("priorities", "station_ratings_kw"):
+            for station in getattr(site, key):
+                if station not in site.stations:
+                    problems.append(f"sites.{i}.{key}: {station!r} is not in this site's stations")
+        if site.meter is not None and site.meter.station is not None and site.meter.station not in site.stations:
+            problems.append(f"sites.{i}.meter.station: {site.meter.station!r} is not in this site's stations")
+    return problems
+
+
 def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
     """Load settings from ``path`` (default ``configs/csms.toml`` if it exists)."""
     file = Path(path) if path is not None else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
@@ -326,7 +392,7 @@ def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
         raise ConfigError(
             f"{where}: cluster.enabled needs a shared PostgreSQL database (storage.url = postgresql+asyncpg://...)"
         )
-    problems = tls_problems(settings.security)
+    problems = tls_problems(settings.security) + site_problems(settings.sites)
     if problems:
         raise ConfigError("\n".join(f"{where}: {p}" for p in problems))
     return settings

@@ -25,6 +25,12 @@ class Service:
 
             self.cluster = ClusterNode(self.central, settings.cluster)
             self.parts.append(self.cluster)
+        self.sites: Any = None
+        if settings.sites and not settings.cluster.enabled:  # site load balancing (csms/sites)
+            from csms.sites.balancer import SiteBalancer
+
+            self.sites = SiteBalancer(self.central)
+            self.parts.append(self.sites)
         # The HTTP API starts after every other part (so what it serves exists) and stops first.
         self.api: Any = None
         if settings.api.enabled:

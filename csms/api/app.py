@@ -68,6 +68,7 @@ TAGS = [
     {"name": "monitoring", "description": "variable monitors, monitoring reports and alerts"},
     {"name": "tariffs", "description": "central cost calculation and OCPP 2.1 tariffs"},
     {"name": "grid events", "description": "grid events and delivery reports"},
+    {"name": "sites", "description": "site load balancing: grid connection limits, metered power, allocation"},
     {"name": "cluster", "description": "cluster mode: nodes, dispatch leader, where a station is held"},
     {"name": "meta", "description": "health, metrics, token info"},
 ]
@@ -148,6 +149,7 @@ def create_app(service_or_central: Any) -> FastAPI:
         monitoring,
         operations,
         registry,
+        sites,
         stations,
         tariff,
         tokens,
@@ -180,6 +182,7 @@ def create_app(service_or_central: Any) -> FastAPI:
     app.include_router(monitoring.router)
     app.include_router(tariff.router)
     app.include_router(cluster.router)
+    app.include_router(sites.router)
     app.state.grid_webhook = _mount_grid(app)
     from csms.api.routes.flexibility import router as flexibility_router
     from csms.grid.openadr3.callback import router as openadr3_callback

@@ -111,6 +111,8 @@ def meter_values(s: Session, p: dict[str, Any]) -> dict[str, Any] | Awaitable[di
     store.meters.add_rows(read.rows)
     if evse_id > 0:
         _apply_live_meter(s, evse_id, read)
+    elif read.at is not None:  # EVSE 0 meters the station's grid connection: a site meter (csms.sites)
+        s.central.emit("site_meter", s.station_id, {"evse_id": 0, "at": read.at, **read.readings})
     backlog = store.meters.room()
     return {} if backlog is None else _answer_after(backlog)
 

@@ -27,6 +27,7 @@ from csms.config import (
     OpenAdr3Settings,
     ServerSettings,
     Settings,
+    SiteSettings,
     StorageSettings,
     V2XSettings,
 )
@@ -49,6 +50,7 @@ def make_settings(
     call_timeout: float = 30.0,
     frame_log_limit: int = 0,
     openadr3: OpenAdr3Settings | None = None,
+    sites: list[SiteSettings] | None = None,
 ) -> Settings:
     """Settings of a simulated site; the raw OCPP frame log is off by default (at 200x clock
     speed it would be most of the database writes)."""
@@ -62,6 +64,7 @@ def make_settings(
         dispatch=DispatchSettings(**(dispatch or {})),
         log=LogSettings(level="warning"),
         openadr3=openadr3 or OpenAdr3Settings(),
+        sites=sites or [],
     )
 
 
@@ -109,11 +112,13 @@ async def running_site(
     reconcile_wait_s: float = 3.0,
     frame_log_limit: int = 0,
     openadr3: OpenAdr3Settings | None = None,
+    sites: list[SiteSettings] | None = None,
 ) -> AsyncIterator[Site]:
     """Start the CSMS (with the controller as a service part) and the fleet; stop both after.
 
     ``prepare(fleet)`` runs after the fleet is built (replay sessions assigned) and before it
-    starts, e.g. to adjust the replayed cars. ``openadr3`` (with ``enabled``) adds the OpenADR 3
+    starts, e.g. to adjust the replayed cars. ``sites`` adds site load balancing
+    (``service.sites``, :mod:`csms.sites`). ``openadr3`` (with ``enabled``) adds the OpenADR 3
     VEN as a service part (``site.ven``); it registers once the fleet's stations are known.
     """
     from simulators import Fleet
@@ -126,6 +131,7 @@ async def running_site(
         dispatch=dispatch,
         frame_log_limit=frame_log_limit,
         openadr3=openadr3,
+        sites=sites,
     )
     clock = Clock(epoch, speed)
     ids = [s.id for s in fleet_config.all_stations()]

@@ -20,6 +20,7 @@ from csms.dispatch.planner_core import Plan
 from csms.dispatch.records import CarRecord, EventRun
 from csms.dispatch.snapshot import CarRef, FleetView, build_snapshot, car_id_for
 from csms.dispatch.state import ControllerState
+from csms.sites.limits import site_limits_for_dispatch
 
 log = structlog.get_logger("csms.dispatch")
 
@@ -66,9 +67,9 @@ class Commanding(ControllerState):
         )
 
     def _snapshot(self, runs: list[EventRun], now: datetime) -> FleetView:
-        ds = self.central.settings.dispatch
         scopes = [r.scope for r in runs]
         stations = None if any(s is None for s in scopes) else set().union(*scopes)  # type: ignore[arg-type]
+        limits = site_limits_for_dispatch(self.central, stations)  # [dispatch] limits, else [[sites]]
         return build_snapshot(
             self.central,
             now=now,
@@ -78,8 +79,8 @@ class Commanding(ControllerState):
             uncontrolled={c for c, n in self.failed.items() if n >= self.options.max_failures},
             gone=self.gone,
             commanded_energy=self._commanded_energy,
-            site_export_limit_kw=ds.site_export_limit_kw,
-            site_import_limit_kw=ds.site_import_limit_kw,
+            site_export_limit_kw=limits[0],
+            site_import_limit_kw=limits[1],
         )
 
     def _commanded_energy(self, car_id: str, start: datetime, end: datetime) -> tuple[float, float] | None:

@@ -28,6 +28,10 @@ OCPP 2.1 (standard V2X, Q block), in ``W``:
   stops discharging when the CSMS is gone; a charge-only profile gets ``maxOfflineDuration`` only if the
   intent asks for it.
 
+A ``ChargingStationMaxProfile`` intent (site load balancing, :mod:`csms.sites`) is a charging cap on
+evseId 0: ``ChargingOnly`` periods (also at 0 W), no discharge, and never a ``maxOfflineDuration`` --
+the station keeps the cap while it is offline.
+
 OCPP 2.0.1 (no standard discharge), in ``W``:
 
 * without a V2X adapter: ``limit`` = power; a negative power raises ``BuilderError("CannotDischarge",
@@ -221,8 +225,13 @@ def build_set_charging_profile(
         purpose = P(intent.purpose)
     except ValueError:
         raise BuilderError("InvalidIntent", f"unknown purpose {intent.purpose!r}") from None
-    if purpose not in (P.TX_PROFILE, P.TX_DEFAULT_PROFILE):
-        raise BuilderError("InvalidProfile", f"the builder makes TxProfile/TxDefaultProfile, not {purpose}")
+    if purpose not in (P.TX_PROFILE, P.TX_DEFAULT_PROFILE, P.CHARGING_STATION_MAX_PROFILE):
+        raise BuilderError(
+            "InvalidProfile", f"the builder makes TxProfile/TxDefaultProfile/ChargingStationMaxProfile, not {purpose}"
+        )
+    station_cap = purpose is P.CHARGING_STATION_MAX_PROFILE
+    if station_cap and (intent.evse_id != 0 or any(p < 0 for _, p in intent.periods)):
+        raise BuilderError("InvalidProfile", "a ChargingStationMaxProfile is a charging cap on evseId 0 (no discharge)")
     if purpose is P.TX_PROFILE and not intent.transaction_id:
         raise BuilderError("InvalidProfile", "a TxProfile needs the intent's transaction_id")
     try:
@@ -250,6 +259,8 @@ def build_set_charging_profile(
         value = power if unit == "W" else round(power / watts_per_unit, 1)
         value = 0.0 if value == 0 else value
         body = _period_body(value, version, caps, discharge, unit)
+        if station_cap and version == "2.1" and "operationMode" in body:  # caps are ChargingOnly (2.1 table)
+            body = {**body, "operationMode": M.CHARGING_ONLY.value, "limit": value}
         if body == previous:
             continue
         previous = body
@@ -277,7 +288,9 @@ def build_set_charging_profile(
     }
     if purpose is P.TX_PROFILE:
         profile["transactionId"] = intent.transaction_id
-    if version == "2.1":
+    if station_cap:
+        pass  # a site cap must hold while the station is offline: no maxOfflineDuration
+    elif version == "2.1":
         if discharge:
             offline = intent.max_offline_duration_s
             profile["maxOfflineDuration"] = DEFAULT_MAX_OFFLINE_DURATION_S if offline is None else offline

@@ -338,3 +338,14 @@ class Reservation(Base):
     status: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SiteLimit(Base):
+    """Site limits changed at run time (API/CLI/console) over the ``[[sites]]`` configuration:
+    ``limits`` holds the changed keys (import_limit_kw, export_limit_kw, strategy)."""
+
+    __tablename__ = "site_limits"
+
+    site_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    limits: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

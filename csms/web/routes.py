@@ -14,12 +14,14 @@ every POST (a forged request is a 403 whatever the page showed).
                        ``/console/stations/{id}`` and its fragments and commands
 :mod:`.events`         ``/console/events``, ``/console/events/{id}`` (live or report),
                        create, cancel, CSV/JSON/PNG downloads
+:mod:`.sites`          ``/console/sites``, ``/console/sites/{id}`` (limit vs. metered power,
+                       allocation per charger), the limit change
 =====================  ============================================================
 """
 
 from __future__ import annotations
 
-from . import events, signin, stations
+from . import events, signin, sites, stations
 from .pages import PREFIX, router
 
-__all__ = ["PREFIX", "events", "router", "signin", "stations"]
+__all__ = ["PREFIX", "events", "router", "signin", "sites", "stations"]

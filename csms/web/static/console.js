@@ -278,9 +278,42 @@
     setInterval(poll, 1000);
   }
 
+  function siteChart() {
+    const section = document.querySelector("section.site");
+    const box = document.getElementById("site-chart");
+    if (!section || !box) return;
+    const plot = new uPlot(
+      {
+        width: chartWidth(box), height: 280, tzDate: UTC,
+        scales: { y: { range: (u, min, max) => [0, Math.max(1, (max ?? 0) * 1.1)] } },
+        series: [
+          {},
+          { label: "limit kW", stroke: "#dc2626", width: 2, dash: [6, 4] },
+          { label: "site kW", stroke: "#2563eb", width: 2 },
+          { label: "building kW", stroke: "#9ca3af", width: 1 },
+          { label: "allocated kW", stroke: "#16a34a", width: 1, dash: [4, 4] },
+        ],
+        axes: [{}, { label: "kW" }],
+      },
+      [[], [], [], [], []],
+      box,
+    );
+    async function load() {
+      const resp = await fetch(section.dataset.seriesUrl, { credentials: "same-origin" });
+      if (!resp.ok) return;
+      const d = await resp.json();
+      setClock(d.now);
+      plot.setData([d.t, d.limit_kw, d.site_kw, d.building_kw, d.planned_kw]);
+      box.dataset.points = String(d.t.length);
+    }
+    load();
+    setInterval(load, 3000);
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     initFleet();
     meterChart();
     liveEvent();
+    siteChart();
   });
 })();
