@@ -4,7 +4,7 @@ Each handler is ``async (station, payload) -> response payload``; the tables are
 station and passed to :class:`~csms.ocpp.rpc.RpcEndpoint` with ``context=station``. The local
 authorization list and cache, reservations, display messages, monitoring and tariffs live in their
 own modules (local_auth, reservations, display, monitoring, tariff). An action the simulator lacks
-(DER control, ...) has no handler, so the endpoint answers ``NotSupported`` (or ``NotImplemented``
+(battery swapping, ...) has no handler, so the endpoint answers ``NotSupported`` (or ``NotImplemented``
 for an action the version does not define).
 
 Follow-up messages (NotifyReport, ReportChargingProfiles, TransactionEvents after a remote start or
@@ -38,7 +38,7 @@ from csms.smartcharging.model import (
     parse_set_charging_profile,
 )
 
-from . import certificates, display, local_auth, monitoring, reservations, tariff
+from . import certificates, der, display, local_auth, monitoring, reservations, tariff
 from .station import BPT_MODES, _dt, _ts
 from .tree import SUPPORTED_OPERATION_MODES
 
@@ -683,6 +683,7 @@ _V21_ONLY: dict[str, Handler] = {
     "NotifyAllowedEnergyTransfer": notify_allowed_energy_transfer,
     "UpdateDynamicSchedule": update_dynamic_schedule,
     **tariff.HANDLERS_21,
+    **der.HANDLERS_21,
 }
 
 HANDLERS: dict[str, dict[str, Handler]] = {

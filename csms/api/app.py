@@ -67,6 +67,8 @@ TAGS = [
     {"name": "display messages", "description": "messages on the stations' screens"},
     {"name": "monitoring", "description": "variable monitors, monitoring reports and alerts"},
     {"name": "tariffs", "description": "central cost calculation and OCPP 2.1 tariffs"},
+    {"name": "DER control", "description": "OCPP 2.1 DER control of V2X chargers and their grid alarms"},
+    {"name": "plug and charge", "description": "ISO 15118 contract certificates: providers, OCSP, roots"},
     {"name": "grid events", "description": "grid events and delivery reports"},
     {"name": "cluster", "description": "cluster mode: nodes, dispatch leader, where a station is held"},
     {"name": "meta", "description": "health, metrics, token info"},
@@ -140,7 +142,7 @@ def _version() -> str:
 def create_app(service_or_central: Any) -> FastAPI:
     """The API app for a :class:`csms.service.Service` or a bare :class:`csms.central.CentralSystem`."""
     from . import commands
-    from .routes import cluster, display, grid, monitoring, operations, registry, stations, tariff, tokens
+    from .routes import cluster, der, display, grid, monitoring, operations, registry, stations, tariff, tokens
 
     version = _version()
     app = FastAPI(
@@ -167,6 +169,7 @@ def create_app(service_or_central: Any) -> FastAPI:
     app.include_router(display.router)
     app.include_router(monitoring.router)
     app.include_router(tariff.router)
+    app.include_router(der.router)
     app.include_router(cluster.router)
     app.state.grid_webhook = _mount_grid(app)
     from csms.grid.openadr3.callback import router as openadr3_callback

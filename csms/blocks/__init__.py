@@ -16,6 +16,7 @@ def all_handlers() -> dict[str, Any]:
     from . import (
         authorization,
         datatransfer,
+        der,
         diagnostics,
         display_message,
         monitoring,
@@ -38,6 +39,7 @@ def all_handlers() -> dict[str, Any]:
         reservation,
         display_message,
         monitoring,
+        der,
     ):
         overlap = table.keys() & module.HANDLERS.keys()
         if overlap:

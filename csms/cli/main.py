@@ -18,7 +18,7 @@ import typer
 
 from csms.config import ConfigError, Settings, load_settings
 
-from . import remote
+from . import der, remote
 
 HELP = (
     "Run the CSMS, and work with it from the office or the field.\n\n"
@@ -33,6 +33,7 @@ app.add_typer(admin, name="admin")
 token_app = typer.Typer(no_args_is_help=True, help="HTTP API tokens (stored hashed; shown once when created).")
 admin.add_typer(token_app, name="token")
 remote.register(app)
+der.register(app)
 
 
 class _StderrLogger:
