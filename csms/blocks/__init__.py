@@ -20,6 +20,7 @@ def all_handlers() -> dict[str, Any]:
         diagnostics,
         display_message,
         monitoring,
+        pnc,
         provisioning,
         reservation,
         security,
@@ -40,6 +41,7 @@ def all_handlers() -> dict[str, Any]:
         display_message,
         monitoring,
         der,
+        pnc,
     ):
         overlap = table.keys() & module.HANDLERS.keys()
         if overlap:
