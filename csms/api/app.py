@@ -142,7 +142,7 @@ def _version() -> str:
 def create_app(service_or_central: Any) -> FastAPI:
     """The API app for a :class:`csms.service.Service` or a bare :class:`csms.central.CentralSystem`."""
     from . import commands
-    from .routes import cluster, der, display, grid, monitoring, operations, registry, stations, tariff, tokens
+    from .routes import cluster, der, display, grid, monitoring, operations, pnc, registry, stations, tariff, tokens
 
     version = _version()
     app = FastAPI(
@@ -170,6 +170,7 @@ def create_app(service_or_central: Any) -> FastAPI:
     app.include_router(monitoring.router)
     app.include_router(tariff.router)
     app.include_router(der.router)
+    app.include_router(pnc.router)
     app.include_router(cluster.router)
     app.state.grid_webhook = _mount_grid(app)
     from csms.grid.openadr3.callback import router as openadr3_callback

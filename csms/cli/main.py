@@ -18,7 +18,7 @@ import typer
 
 from csms.config import ConfigError, Settings, load_settings
 
-from . import der, remote
+from . import der, pnc, remote
 
 HELP = (
     "Run the CSMS, and work with it from the office or the field.\n\n"
@@ -34,6 +34,7 @@ token_app = typer.Typer(no_args_is_help=True, help="HTTP API tokens (stored hash
 admin.add_typer(token_app, name="token")
 remote.register(app)
 der.register(app)
+pnc.register(app)
 
 
 class _StderrLogger:

@@ -340,3 +340,71 @@ async def test_pnc_outcomes_are_emitted(env: Pnc) -> None:
     await sim_pnc.get_15118_ev_certificate(st, EXI)
     await wait_for(lambda: bool(seen))
     assert seen[0]["message"] == "Get15118EVCertificate" and seen[0]["status"] == "Accepted"
+
+
+# ---------------------------------------------------------------------------- API and CLI
+async def test_api_status_checks_and_events(tmp_path: Path) -> None:
+    async with _pnc_rig(tmp_path, "2.1") as env:
+        st = await env.rig.station()
+        leaf = env.pki.contract(EMAID)
+        data = sim_pnc.hash_data_of_chain(env.pki.chain_pem(leaf))[0]
+        await sim_pnc.get_certificate_status(st, data)
+        async with env.rig.client(env.rig.read_token) as c:
+            status = (await c.get("/api/v1/pnc")).json()
+            events = (await c.get("/api/v1/stations/FE-0001/pnc/events")).json()
+            forbidden = await c.post("/api/v1/pnc/contract-check", json={"certificate": env.pki.chain_pem(leaf)})
+        assert status["contract_provider_url"].endswith(PROVIDER_PATH)
+        assert [r["subject"] for r in status["contract_roots"]] == [env.pki.root.cert.subject.rfc4514_string()]
+        assert [e["serialNumber"] for e in status["ocsp_cache"]] == [data["serialNumber"]]
+        assert events[0]["kind"] == "PlugAndCharge" and events[0]["payload"]["message"] == "GetCertificateStatus"
+        assert forbidden.status_code == 403
+        async with env.rig.client() as c:
+            ok = (await c.post("/api/v1/pnc/contract-check", json={"certificate": env.pki.chain_pem(leaf)})).json()
+            other = (
+                await c.post(
+                    "/api/v1/pnc/contract-check", json={"certificate": env.pki.chain_pem(leaf), "emaid": "NL-X-1"}
+                )
+            ).json()
+            bad = await c.post("/api/v1/pnc/contract-check", json={"certificate": "nope"})
+            body = {
+                "issuer_name_hash": data["issuerNameHash"],
+                "issuer_key_hash": data["issuerKeyHash"],
+                "serial_number": data["serialNumber"],
+                "responder_url": data["responderURL"],
+            }
+            good = (await c.post("/api/v1/pnc/ocsp-check", json=body)).json()
+            closed = {**body, "responder_url": f"http://127.0.0.1:{reserve_port()}/"}
+            down = (await c.post("/api/v1/pnc/ocsp-check", json=closed)).json()
+            not_hex = await c.post("/api/v1/pnc/ocsp-check", json={**body, "serial_number": "xyz"})
+        assert ok == {"certificate_status": "Accepted", "emaid": EMAID, "notes": []}
+        assert other["certificate_status"] == "CertChainError"
+        assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_certificate"
+        assert good["status"] == "Accepted" and good["cert_status"] == "good" and good["cached"] is True
+        assert down["status"] == "Failed" and down["reason"] == "OCSPUnreachable"
+        assert not_hex.status_code == 422
+
+
+async def test_cli_pnc(tmp_path: Path) -> None:
+    from tests.cli.conftest import Cli
+
+    from .test_d_local_auth_list import _CliEnv, rig_path
+
+    async with _pnc_rig(tmp_path, "2.0.1") as env:
+        st = await env.rig.station()
+        cli = Cli(_CliEnv(env.rig), rig_path(env.rig))  # type: ignore[arg-type]
+        r = await cli("pnc", "status")
+        assert r.exit_code == 0 and "Test V2G Root CA" in r.stdout and PROVIDER_PATH in r.stdout, r.output
+        leaf = env.pki.contract(EMAID)
+        env.responder.revoke(leaf.cert)
+        chain = _write(tmp_path / "chain.pem", env.pki.chain_pem(leaf))
+        r = await cli("pnc", "check-contract", str(chain))
+        assert r.exit_code == 0 and "CertificateRevoked" in r.stdout, r.output
+        await sim_pnc.authorize_contract(st, EMAID, env.pki.chain_pem(leaf), validation="local")
+        r = await cli("pnc", "events", "FE-0001")
+        assert r.exit_code == 0 and "Authorize" in r.stdout and "CertificateRevoked" in r.stdout, r.output
+        data = sim_pnc.hash_data_of_chain(env.pki.chain_pem(leaf))[0]
+        r = await cli(
+            "pnc", "check-ocsp", "--issuer-name-hash", data["issuerNameHash"], "--issuer-key-hash",
+            data["issuerKeyHash"], "--serial", data["serialNumber"], "--responder", data["responderURL"],
+        )  # fmt: skip
+        assert r.exit_code == 0 and "revoked" in r.stdout, r.output
