@@ -408,3 +408,20 @@ async def test_cli_pnc(tmp_path: Path) -> None:
             data["issuerKeyHash"], "--serial", data["serialNumber"], "--responder", data["responderURL"],
         )  # fmt: skip
         assert r.exit_code == 0 and "revoked" in r.stdout, r.output
+
+
+async def test_console_station_page_shows_pnc_outcomes(env: Pnc) -> None:
+    import httpx
+
+    from tests.web.test_session import _sign_in
+
+    st = await env.rig.station()
+    leaf = env.pki.contract(EMAID)
+    env.responder.revoke(leaf.cert)
+    await sim_pnc.authorize_contract(st, EMAID, env.pki.chain_pem(leaf), validation="local")
+    await sim_pnc.get_15118_ev_certificate(st, EXI)
+    async with httpx.AsyncClient(base_url=env.rig.url) as c:
+        await _sign_in(c, env.rig.read_token)
+        page = (await c.get("/console/stations/FE-0001")).text
+    assert 'id="pnc-events"' in page
+    assert "CertificateRevoked" in page and "Get15118EVCertificate" in page

@@ -294,3 +294,23 @@ async def test_cli_der(rig21: Rig, tmp_path: Path) -> None:
     assert r.exit_code == 0 and "Accepted" in r.stdout, r.output
     r = await cli("der", "set", "FE-0001", "FixedVar", str(path))
     assert r.exit_code != 0 and "fixedVar" in r.output, r.output
+
+
+async def test_console_station_page_shows_der_controls_and_alarms(rig21: Rig) -> None:
+    import httpx
+
+    from tests.web.test_session import _sign_in
+
+    st = await rig21.station()
+    await _set(rig21, "VoltVar", VOLT_VAR, control_id="VV-<b>1</b>")
+    sim_der.set_grid(st, voltage=300.0)
+    await wait_for(lambda: bool(sent(st, "NotifyDERAlarm")))
+    async with httpx.AsyncClient(base_url=rig21.url) as c:
+        await _sign_in(c, rig21.read_token)
+        for _ in range(50):
+            page = (await c.get("/console/stations/FE-0001")).text
+            if "OverVoltage" in page:
+                break
+            await asyncio.sleep(0.1)
+    assert 'id="der-controls"' in page and "VoltVar" in page and "VV-&lt;b&gt;1&lt;/b&gt;" in page
+    assert 'id="der-alarms"' in page and "OverVoltage" in page and "HVMustTrip" in page
