@@ -110,6 +110,14 @@ async def test_TC_M_24_get_certificate_status_success_and_cached_until_next_upda
     assert again == reply and env.responder.requests == 1  # served from the cache until nextUpdate
     events = await _events(env.rig, "GetCertificateStatus")
     assert [e["cached"] for e in events] == [True, False] and events[1]["certStatus"] == "good"
+    # the station's own V2G (SECC) certificate, as in the OCTT case
+    from simulators.pki import issue
+
+    secc = issue("FE-0001", env.pki.sub_ca, ca=False, ocsp_url=env.pki.ocsp_url)
+    env.pki.issued.append(secc)
+    own = await sim_pnc.get_certificate_status(st, sim_pnc.hash_data_of_chain(secc.pem + env.pki.sub_ca.pem)[0])
+    own_answer = ocsp.load_der_ocsp_response(base64.b64decode(own["ocspResult"]))
+    assert own["status"] == "Accepted" and own_answer.serial_number == secc.cert.serial_number
     # a revoked certificate is still Accepted: the station judges the OCSP result
     other = env.pki.contract("DE-ABC-C00000002-1")
     env.responder.revoke(other.cert)
