@@ -11,6 +11,10 @@
   controlId); else Accepted and ReportDERControl messages, ``ITEMS_PER_MESSAGE`` controls each,
   ``tbc`` on all but the last.
 - ClearDERControl: NotFound when nothing matches, else Accepted and the matching controls go.
+- LimitMaxDischarge: while one is in force (a default one always, a scheduled one from its
+  ``startTime`` for its ``duration``; a scheduled one beats the default, then the lowest priority
+  number), the station discharges at most ``pctMaxDischargePower`` % of its discharge rating
+  (:func:`discharge_cap_w`, applied by the control loop).
 - Grid: :func:`set_grid` moves the simulated grid voltage / frequency (the hook tests use). When
   it leaves the band a NotifyDERAlarm goes out (OverVoltage / UnderVoltage with HVMustTrip /
   LVMustTrip, OverFrequency / UnderFrequency with HFMustTrip / LFMustTrip), and another with
@@ -24,9 +28,10 @@ sent.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from csms.clock import to_rfc3339
+from csms.clock import parse_rfc3339, to_rfc3339
 from csms.domain import der
 
 from .devicemodel import READ_ONLY, READ_WRITE, Variable
@@ -114,6 +119,34 @@ async def clear_der_control(st: Station, p: dict[str, Any]) -> dict[str, Any]:
     for same_type in state(st).by_type.values():
         gone += len(der.clear_controls(same_type, p))
     return {"status": "Accepted" if gone else "NotFound"}
+
+
+def _in_force(data: dict[str, Any], is_default: bool, now_t: float) -> bool:
+    if is_default or "startTime" not in data:
+        return True
+    start = parse_rfc3339(data["startTime"])
+    now = datetime.fromtimestamp(now_t, UTC)
+    if now < start:
+        return False
+    return "duration" not in data or now < start + timedelta(seconds=float(data["duration"]))
+
+
+def discharge_cap_w(st: Station, rating_w: float, now_t: float) -> float | None:
+    """The discharge power (W, positive) the LimitMaxDischarge in force allows, None without one."""
+    held = st.__dict__.get("der_state")
+    if held is None or not held.by_type.get("LimitMaxDischarge"):
+        return None
+    best: tuple[tuple[bool, int], float] | None = None
+    for c in held.by_type["LimitMaxDischarge"].values():
+        d = c["data"]
+        if c["isSuperseded"] or "pctMaxDischargePower" not in d or not _in_force(d, c["isDefault"], now_t):
+            continue
+        rank = (c["isDefault"], int(d.get("priority", 0)))
+        if best is None or rank < best[0]:
+            best = (rank, float(d["pctMaxDischargePower"]))
+    if best is None:
+        return None
+    return rating_w * max(0.0, min(100.0, best[1])) / 100.0
 
 
 def _band(st: Station) -> tuple[float, float, float, float]:

@@ -48,7 +48,7 @@ from csms.ocpp.rpc import RpcEndpoint
 from csms.smartcharging.composite import Setpoint, effective_power_at, next_change_after
 from csms.smartcharging.model import ChargingProfilePurpose, InstalledProfile, OperationMode
 
-from . import local_auth, reservations, tariff
+from . import der, local_auth, reservations, tariff
 from .cars import car as car_model
 from .certificates import CertificateStore
 from .config import FaultConfig, StationConfig
@@ -1176,6 +1176,9 @@ class Station:
                 max_c = min(max_c, share[0])
             if share[1] is not None:
                 max_d = min(max_d, share[1])
+            der_cap = der.discharge_cap_w(self, stage.discharge_rating_w, now_t)  # R: LimitMaxDischarge
+            if der_cap is not None:
+                max_d = min(max_d, der_cap)
             desired = stage.clamp(env.target_power_w(max_charge_w=max_c, max_discharge_w=max_d))
             drift = self.faults.power_drift
             if drift and desired:
