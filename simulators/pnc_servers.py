@@ -232,9 +232,9 @@ async def _main(directory: Path, ocsp_port: int, provider_port: int) -> None:
     provider_server = LocalServer(provider.app(), port=provider_port, name="provider")
     await provider_server.start()
     _write(directory / "contract-roots.pem", responder.pki.roots_pem)
-    print(f"OCSP responder   {ocsp_server.url}{OCSP_PATH}")
+    print(f"OCSP responder    {ocsp_server.url}{OCSP_PATH}")
     print(f"contract provider {provider_server.url}{PROVIDER_PATH}  (pnc.contract_provider_url)")
-    print(f"contract root    {directory / 'contract-roots.pem'}  (pnc.contract_roots_file)")
+    print(f"contract root     {directory / 'contract-roots.pem'}  (pnc.contract_roots_file)")
     try:
         await asyncio.Event().wait()
     finally:
