@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import structlog
 
+from csms.pnc import tls_context
 from csms.security.pnc import CertId, OcspAnswer, OcspError, build_ocsp_request, read_ocsp_response
 
 log = structlog.get_logger("csms.pnc.ocsp")
@@ -80,7 +81,7 @@ class OcspClient:
         request = build_ocsp_request(data)
         self.fetches += 1
         try:
-            async with httpx.AsyncClient(timeout=self.timeout) as client:
+            async with httpx.AsyncClient(timeout=self.timeout, verify=tls_context()) as client:
                 reply = await client.post(url, content=request, headers={"Content-Type": CONTENT_TYPE})
         except httpx.HTTPError as exc:
             log.warning("OCSP responder unreachable", url=url, error=str(exc) or type(exc).__name__)

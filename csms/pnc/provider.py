@@ -22,6 +22,8 @@ from typing import Any, Protocol
 import httpx
 import structlog
 
+from csms.pnc import tls_context
+
 log = structlog.get_logger("csms.pnc.provider")
 
 
@@ -57,7 +59,7 @@ class HttpContractProvider:
         body = {"stationId": station_id, **{k: v for k, v in request.items() if k != "customData"}}
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
-            async with httpx.AsyncClient(timeout=self.timeout) as client:
+            async with httpx.AsyncClient(timeout=self.timeout, verify=tls_context()) as client:
                 reply = await client.post(self.url, json=body, headers=headers)
         except httpx.TimeoutException:
             raise ProviderError("ProviderTimeout", f"contract provider {self.url} did not answer in time") from None
