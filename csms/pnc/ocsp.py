@@ -83,6 +83,9 @@ class OcspClient:
         try:
             async with httpx.AsyncClient(timeout=self.timeout, verify=tls_context()) as client:
                 reply = await client.post(url, content=request, headers={"Content-Type": CONTENT_TYPE})
+        except httpx.TimeoutException:
+            log.warning("OCSP responder timed out", url=url, timeout_s=self.timeout)
+            raise OcspError("OCSPTimeout", f"OCSP responder {url} did not answer within {self.timeout:g} s") from None
         except httpx.HTTPError as exc:
             log.warning("OCSP responder unreachable", url=url, error=str(exc) or type(exc).__name__)
             raise OcspError("OCSPUnreachable", f"OCSP responder {url} unreachable: {type(exc).__name__}") from None

@@ -164,7 +164,7 @@ async def test_get_certificate_status_failures_name_the_reason(env: Pnc) -> None
         await reason(sim_pnc.hash_data_of_chain(foreign.chain_pem(foreign.contract(EMAID)))[0]) == "OCSPNotSuccessful"
     )
     env.responder.mode = "slow"
-    assert await reason(data) == "OCSPUnreachable"  # ocsp_timeout 2 s
+    assert await reason(data) == "OCSPTimeout"  # ocsp_timeout 2 s
     events = await _events(env.rig, "GetCertificateStatus")
     assert all(e["status"] == "Failed" for e in events) and len(events) == 9
 
