@@ -10,9 +10,9 @@ certificate check of Authorize (C07).
 - GetCertificateStatus: a real OCSP request (``cryptography.x509.ocsp``) to the ``responderURL``
   the station names; a successful answer about that certificate is returned as ``ocspResult``
   (DER, base64) with ``Accepted`` whatever the certificate's status (the station judges it), and
-  kept until its ``nextUpdate``; unreachable responder, bad hash data, an unsuccessful, foreign or
-  stale answer: ``Failed`` with the reason (OCSPUnreachable, OCSPTimeout, InvalidHashData, OCSPNotSuccessful,
-  OCSPMismatch, OCSPStale, OCSPBadResponse).
+  kept until its ``nextUpdate``; unreachable or slow responder, bad hash data, an unsuccessful,
+  foreign or stale answer: ``Failed`` with the reason (OCSPUnreachable, OCSPTimeout,
+  InvalidHashData, OCSPNotSuccessful, OCSPMismatch, OCSPStale, OCSPBadResponse).
 - Authorize with ``certificate`` (central validation) or ``iso15118CertificateHashData`` (the
   station validated the chain locally): ``certificateStatus`` from :func:`contract_status`; any
   status but Accepted makes ``idTokenInfo.status`` Invalid.
