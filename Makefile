@@ -31,6 +31,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check csms simulators tests bench
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/ruff format --check csms simulators tests bench
 
 bench: $(STAMP)

@@ -35,6 +35,8 @@ from csms.server.connection import (
     select_subprotocol,
 )
 from csms.server.session import StationSession
+from csms.services.certificate_renewal import CertificateRenewal
+from csms.services.charging_control import ChargingControl
 from csms.store.repository import Store
 from csms.store.rows import StationRow
 
@@ -101,9 +103,6 @@ class CentralSystem:
         self.handlers = all_handlers()
         self.extensions: dict[str, Any] = {}  # smart charging, dispatch, ... attach here
         self.port: int | None = None
-        from csms.blocks.charging_control import ChargingControl
-        from csms.blocks.security import CertificateRenewal
-
         self.charging = ChargingControl(self)
         self.certificate_renewal = CertificateRenewal(self)
         self.status_writer: WriteBehind | None = None

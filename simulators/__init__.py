@@ -30,7 +30,8 @@ from .config import (
 from .ev import EV
 from .evse import PowerStage
 from .fleet import Fleet
-from .station import Evse, Faults, SessionPlan, Station, Transaction
+from .model import Evse, Faults, SessionPlan, Transaction
+from .station import Station
 
 __all__ = [
     "CARS",

@@ -38,7 +38,7 @@ from .devicemodel import READ_ONLY, READ_WRITE, Variable
 
 if TYPE_CHECKING:
     from .devicemodel import DeviceModel
-    from .station import Station
+    from .model import Firmware
 
 CTRLR = "DERCtrlr"
 ITEMS_PER_MESSAGE = 4
@@ -60,19 +60,19 @@ class _Der:
         return {cid: c for controls in self.by_type.values() for cid, c in controls.items()}
 
 
-def state(st: Station) -> _Der:
+def state(st: Firmware) -> _Der:
     found = st.__dict__.get("der_state")
     if found is None:
         found = st.__dict__["der_state"] = _Der()
     return found  # type: ignore[no-any-return]
 
 
-def controls(st: Station) -> list[dict[str, Any]]:
+def controls(st: Firmware) -> list[dict[str, Any]]:
     """Every control the station holds, by type then id."""
     return [c for t in sorted(state(st).by_type) for _cid, c in sorted(state(st).by_type[t].items())]
 
 
-def add_variables(st: Station, dm: DeviceModel) -> None:
+def add_variables(st: Firmware, dm: DeviceModel) -> None:
     if st.dm_version != "2.1":
         return
     dm.add(Variable(CTRLR, "Available", "true", READ_ONLY, "boolean"))
@@ -80,7 +80,7 @@ def add_variables(st: Station, dm: DeviceModel) -> None:
     dm.add(Variable(CTRLR, "SupportedControlTypes", DEFAULT_SUPPORTED, READ_WRITE, "MemberList"))
 
 
-async def set_der_control(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def set_der_control(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     if not st._dm_bool(CTRLR, "Enabled", True):
         return {"status": "Rejected", "statusInfo": {"reasonCode": "Disabled"}}
     control_type = p["controlType"]
@@ -105,7 +105,7 @@ async def set_der_control(st: Station, p: dict[str, Any]) -> dict[str, Any]:
     return response
 
 
-async def get_der_control(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def get_der_control(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     found = [c for c in controls(st) if der.matches(c, p)]
     if not found:
         return {"status": "NotFound"}
@@ -114,7 +114,7 @@ async def get_der_control(st: Station, p: dict[str, Any]) -> dict[str, Any]:
     return {"status": "Accepted"}
 
 
-async def clear_der_control(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def clear_der_control(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     gone = 0
     for same_type in state(st).by_type.values():
         gone += len(der.clear_controls(same_type, p))
@@ -131,7 +131,7 @@ def _in_force(data: dict[str, Any], is_default: bool, now_t: float) -> bool:
     return "duration" not in data or now < start + timedelta(seconds=float(data["duration"]))
 
 
-def discharge_cap_w(st: Station, rating_w: float, now_t: float) -> float | None:
+def discharge_cap_w(st: Firmware, rating_w: float, now_t: float) -> float | None:
     """The discharge power (W, positive) the LimitMaxDischarge in force allows, None without one."""
     held = st.__dict__.get("der_state")
     if held is None or not held.by_type.get("LimitMaxDischarge"):
@@ -149,7 +149,7 @@ def discharge_cap_w(st: Station, rating_w: float, now_t: float) -> float | None:
     return rating_w * max(0.0, min(100.0, best[1])) / 100.0
 
 
-def _band(st: Station) -> tuple[float, float, float, float]:
+def _band(st: Firmware) -> tuple[float, float, float, float]:
     """(low V, high V, low Hz, high Hz) from the default EnterService control, if any."""
     for c in state(st).by_type.get("EnterService", {}).values():
         if c["isDefault"] and not c["isSuperseded"]:
@@ -163,7 +163,7 @@ def _band(st: Station) -> tuple[float, float, float, float]:
     return NOMINAL_V * 0.9, NOMINAL_V * 1.1, NOMINAL_HZ - 0.5, NOMINAL_HZ + 0.5
 
 
-def _faults(st: Station) -> dict[str, tuple[str, str]]:
+def _faults(st: Firmware) -> dict[str, tuple[str, str]]:
     """The grid faults now: alarm key -> (controlType, gridEventFault)."""
     s = state(st)
     low_v, high_v, low_hz, high_hz = _band(st)
@@ -179,7 +179,7 @@ def _faults(st: Station) -> dict[str, tuple[str, str]]:
     return out
 
 
-def set_grid(st: Station, *, voltage: float | None = None, frequency: float | None = None) -> list[dict[str, Any]]:
+def set_grid(st: Firmware, *, voltage: float | None = None, frequency: float | None = None) -> list[dict[str, Any]]:
     """Move the simulated grid; returns the NotifyDERAlarm payloads this raised or ended (sent
     when the station speaks OCPP 2.1 and is online)."""
     s = state(st)

@@ -22,21 +22,21 @@ from .devicemodel import READ_ONLY, READ_WRITE, Variable
 
 if TYPE_CHECKING:
     from .devicemodel import DeviceModel
-    from .station import Station
+    from .model import Firmware
 
 CTRLR = "DisplayMessageCtrlr"
 MAX_MESSAGES = 10
 ITEMS_PER_MESSAGE = 4
 
 
-def _store(st: Station) -> dict[int, dict[str, Any]]:
+def _store(st: Firmware) -> dict[int, dict[str, Any]]:
     found = st.__dict__.get("display_messages")
     if found is None:
         found = st.__dict__["display_messages"] = {}
     return found  # type: ignore[no-any-return]
 
 
-def add_variables(st: Station, dm: DeviceModel) -> None:
+def add_variables(st: Firmware, dm: DeviceModel) -> None:
     v21 = st.dm_version == "2.1"
     dm.add(Variable(CTRLR, "Available", "true", READ_ONLY, "boolean"))
     dm.add(Variable(CTRLR, "Enabled", "true", READ_WRITE, "boolean"))
@@ -59,7 +59,7 @@ def add_variables(st: Station, dm: DeviceModel) -> None:
     dm.add(Variable(CTRLR, "Language", "en,de,nl", READ_WRITE, "MemberList"))
 
 
-def _expired(st: Station) -> None:
+def _expired(st: Firmware) -> None:
     now = st.clock.now()
     store = _store(st)
     for mid, info in list(store.items()):
@@ -68,11 +68,11 @@ def _expired(st: Station) -> None:
             del store[mid]
 
 
-def _active_transaction(st: Station, tx_id: str) -> bool:
+def _active_transaction(st: Firmware, tx_id: str) -> bool:
     return any(e.tx is not None and not e.tx.ended and e.tx.id == tx_id for e in st.evses.values())
 
 
-async def set_display_message(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def set_display_message(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     info = p["message"]
     if not st._dm_bool(CTRLR, "Enabled", True):
         return {"status": "Rejected", "statusInfo": {"reasonCode": "Disabled"}}
@@ -96,7 +96,7 @@ async def set_display_message(st: Station, p: dict[str, Any]) -> dict[str, Any]:
     return {"status": "Accepted"}
 
 
-async def get_display_messages(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def get_display_messages(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     _expired(st)
     ids = p.get("id")
     found = [
@@ -117,13 +117,13 @@ async def get_display_messages(st: Station, p: dict[str, Any]) -> dict[str, Any]
     return {"status": "Accepted"}
 
 
-async def clear_display_message(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def clear_display_message(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     if _store(st).pop(p["id"], None) is None:
         return {"status": "Unknown"}
     return {"status": "Accepted"}
 
 
-def shown(st: Station) -> list[dict[str, Any]]:
+def shown(st: Firmware) -> list[dict[str, Any]]:
     """The messages the station holds now (after dropping expired ones), by id."""
     _expired(st)
     return [m for _mid, m in sorted(_store(st).items())]

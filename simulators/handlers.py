@@ -3,7 +3,8 @@
 Each handler is ``async (station, payload) -> response payload``; the tables are shared by every
 station and passed to :class:`~csms.ocpp.rpc.RpcEndpoint` with ``context=station``. The local
 authorization list and cache, reservations, display messages, monitoring and tariffs live in their
-own modules (local_auth, reservations, display, monitoring, tariff). An action the simulator lacks
+own modules (local_auth, reservations, display, monitoring, tariff, der), and charging profiles (K) in
+charging_profiles. An action the simulator lacks
 (battery swapping, ...) has no handler, so the endpoint answers ``NotSupported`` (or ``NotImplemented``
 for an action the version does not define).
 
@@ -22,64 +23,43 @@ from urllib.parse import urlparse
 
 from csms.clock import parse_rfc3339
 from csms.ocpp.errors import CallError, ErrorCode
-from csms.smartcharging.composite import composite_schedule
 from csms.smartcharging.k01 import (
-    StationLimits,
-    Violation,
-    apply_set_charging_profile,
-    check_set_charging_profile,
     rejection_response,
 )
-from csms.smartcharging.model import (
-    ChargingProfileKind,
-    ChargingProfilePurpose,
-    InstalledProfile,
-    ModelError,
-    parse_set_charging_profile,
-)
 
-from . import certificates, der, display, local_auth, monitoring, reservations, tariff
-from .station import BPT_MODES, _dt, _ts
-from .tree import SUPPORTED_OPERATION_MODES
+from . import certificates, charging_profiles, der, display, local_auth, monitoring, reservations, tariff
+from .charging_profiles import check_tx_profile_for, install_tx_profile_from_remote_start
+from .model import status_info
 
 if TYPE_CHECKING:
-    from .station import Evse, Station
+    from .model import Evse, Firmware
 
-Handler = Callable[["Station", dict[str, Any]], Awaitable[dict[str, Any]]]
+Handler = Callable[["Firmware", dict[str, Any]], Awaitable[dict[str, Any]]]
 
-NEGATIVE_LIMIT_VENDOR_ID = "org.openv2g.negativeLimit"
-REPORT_PROFILES_PER_MESSAGE = 3
 FIRMWARE_STEP_S = 30.0
 LOG_UPLOAD_S = 20.0
 
 
-def _info(code: str, text: str | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"reasonCode": code[:20]}
-    if text:
-        out["additionalInfo"] = text[:512]
-    return out
-
-
-def _evse(st: Station, evse_id: int) -> Evse | None:
+def _evse(st: Firmware, evse_id: int) -> Evse | None:
     return st.evses.get(evse_id)
 
 
 # ====================================================================== provisioning / device model
-async def get_variables(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def get_variables(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     limit = st.dm.int("DeviceDataCtrlr", "ItemsPerMessage", instance="GetVariables")
     if len(p["getVariableData"]) > limit:
         raise CallError(ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION, f"at most {limit} getVariableData per request")
     return {"getVariableResult": st.dm.get_variables(p["getVariableData"])}
 
 
-async def set_variables(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def set_variables(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     limit = st.dm.int("DeviceDataCtrlr", "ItemsPerMessage", instance="SetVariables")
     if len(p["setVariableData"]) > limit:
         raise CallError(ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION, f"at most {limit} setVariableData per request")
     return {"setVariableResult": st.dm.set_variables(p["setVariableData"])}
 
 
-def _send_report(st: Station, request_id: int, data: list[dict[str, Any]]) -> None:
+def _send_report(st: Firmware, request_id: int, data: list[dict[str, Any]]) -> None:
     per = max(1, st.dm.int("DeviceDataCtrlr", "ItemsPerMessage", instance="GetReport"))
     chunks = [data[i : i + per] for i in range(0, len(data), per)]
     generated = st.clock.timestamp()
@@ -90,7 +70,7 @@ def _send_report(st: Station, request_id: int, data: list[dict[str, Any]]) -> No
         st._send_if_online("NotifyReport", payload)
 
 
-async def get_base_report(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def get_base_report(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     data = st.dm.base_report(p["reportBase"])
     if not data:
         return {"status": "EmptyResultSet"}
@@ -98,7 +78,7 @@ async def get_base_report(st: Station, p: dict[str, Any]) -> dict[str, Any]:
     return {"status": "Accepted"}
 
 
-async def get_report(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def get_report(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     data = st.dm.custom_report(p.get("componentVariable"), p.get("componentCriteria"))
     if not data:
         return {"status": "EmptyResultSet"}
@@ -107,12 +87,15 @@ async def get_report(st: Station, p: dict[str, Any]) -> dict[str, Any]:
 
 
 # ====================================================================== reset / availability
-async def reset(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def reset(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     kind = p["type"]
     if "evseId" in p and p["evseId"] != 0:
-        return {"status": "Rejected", "statusInfo": _info("UnsupportedRequest", "EVSE-level reset not supported")}
+        return {"status": "Rejected", "statusInfo": status_info("UnsupportedRequest", "EVSE-level reset not supported")}
     if kind == "ImmediateAndResume":
-        return {"status": "Rejected", "statusInfo": _info("UnsupportedRequest", "ImmediateAndResume not supported")}
+        return {
+            "status": "Rejected",
+            "statusInfo": status_info("UnsupportedRequest", "ImmediateAndResume not supported"),
+        }
     busy = any(e.tx is not None and not e.tx.ended for e in st.evses.values())
     if kind == "OnIdle" and busy:
         st.pending_reset = True
@@ -121,12 +104,12 @@ async def reset(st: Station, p: dict[str, Any]) -> dict[str, Any]:
     return {"status": "Accepted"}
 
 
-async def _reset_after_response(st: Station) -> None:
+async def _reset_after_response(st: Firmware) -> None:
     await asyncio.sleep(0.01)
     await st._reboot(boot_reason="RemoteReset", trigger="ResetCommand", stopped="ImmediateReset")
 
 
-async def change_availability(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def change_availability(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     operative = p["operationalStatus"] == "Operative"
     evse_ref = p.get("evse")
     if evse_ref is None or evse_ref.get("id", 0) == 0:
@@ -135,7 +118,7 @@ async def change_availability(st: Station, p: dict[str, Any]) -> dict[str, Any]:
     else:
         evse = _evse(st, evse_ref["id"])
         if evse is None or evse_ref.get("connectorId", 1) != 1:
-            return {"status": "Rejected", "statusInfo": _info("UnknownEvse")}
+            return {"status": "Rejected", "statusInfo": status_info("UnknownEvse")}
         targets = [evse]
     scheduled = False
     for evse in targets:
@@ -154,34 +137,37 @@ async def change_availability(st: Station, p: dict[str, Any]) -> dict[str, Any]:
 
 
 # ====================================================================== transactions
-async def request_start_transaction(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def request_start_transaction(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     evse_id = p.get("evseId")
     if evse_id is None:
         candidates = [e for e in st.evses.values() if e.operative and (e.tx is None or not e.tx.authorized)]
         candidates.sort(key=lambda e: (e.ev is None, e.id))  # a plugged car waiting for authorization first
         if not candidates:
-            return {"status": "Rejected", "statusInfo": _info("NoEvseAvailable")}
+            return {"status": "Rejected", "statusInfo": status_info("NoEvseAvailable")}
         evse = candidates[0]
     else:
         found = _evse(st, evse_id)
         if found is None:
-            return {"status": "Rejected", "statusInfo": _info("UnknownEvse")}
+            return {"status": "Rejected", "statusInfo": status_info("UnknownEvse")}
         evse = found
     if not evse.operative:
-        return {"status": "Rejected", "statusInfo": _info("Unavailable", f"EVSE {evse.id} is inoperative")}
+        return {"status": "Rejected", "statusInfo": status_info("Unavailable", f"EVSE {evse.id} is inoperative")}
     tx = evse.tx
     if tx is not None and not tx.ended and tx.authorized:
-        return {"status": "Rejected", "statusInfo": _info("TxInProgress", f"transaction {tx.id} already authorized")}
+        return {
+            "status": "Rejected",
+            "statusInfo": status_info("TxInProgress", f"transaction {tx.id} already authorized"),
+        }
     profile = p.get("chargingProfile")
     if profile is not None and profile.get("chargingProfilePurpose") != "TxProfile":
-        info = _info("InvalidProfile", "only a TxProfile may come with a remote start")
+        info = status_info("InvalidProfile", "only a TxProfile may come with a remote start")
         return {"status": "Rejected", "statusInfo": info}
     now_t = st.now_t()
     id_token = p["idToken"]
     remote_id = p["remoteStartId"]
     if tx is not None and not tx.ended:
         if profile is not None:
-            bad = _check_tx_profile_for(st, evse, profile, now_t)
+            bad = check_tx_profile_for(st, evse, profile, now_t)
             if bad:
                 return rejection_response(bad, st.version)  # type: ignore[arg-type]
         tx.remote_start_id = remote_id
@@ -203,43 +189,7 @@ async def request_start_transaction(st: Station, p: dict[str, Any]) -> dict[str,
     return {"status": "Accepted"}
 
 
-def _check_tx_profile_for(st: Station, evse: Evse, profile: dict[str, Any], now_t: float) -> list[Violation]:
-    tx = evse.tx
-    prof = dict(profile)
-    if tx is not None:
-        prof["transactionId"] = tx.id
-    request = {"evseId": evse.id, "chargingProfile": prof}
-    active = st_active_transactions(st)
-    if tx is not None:
-        active[evse.id] = tx.id
-    violations = check_set_charging_profile(
-        request,
-        version=st.version,  # type: ignore[arg-type]
-        limits=station_limits(st),
-        installed=st.profiles,
-        active_transactions=active,
-        now=_dt(now_t),
-    )
-    return violations + _firmware_checks(st, request)
-
-
-def install_tx_profile_from_remote_start(st: Station, evse: Evse, profile: dict[str, Any], now_t: float) -> None:
-    """Install the TxProfile that came with RequestStartTransaction once the transaction exists."""
-    tx = evse.tx
-    if tx is None:
-        return
-    prof = dict(profile)
-    prof["transactionId"] = tx.id
-    request = {"evseId": evse.id, "chargingProfile": prof}
-    bad = _check_tx_profile_for(st, evse, profile, now_t)
-    if bad:
-        st.log.warning("TxProfile from RequestStartTransaction dropped", reason=bad[0].code)
-        return
-    st.profiles = apply_set_charging_profile(request, st.profiles)
-    st.wake()
-
-
-async def request_stop_transaction(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def request_stop_transaction(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     for evse in st.evses.values():
         tx = evse.tx
         if tx is not None and not tx.ended and tx.id == p["transactionId"]:
@@ -249,10 +199,10 @@ async def request_stop_transaction(st: Station, p: dict[str, Any]) -> dict[str, 
             st._end_transaction(evse, now_t, trigger="RemoteStop", reason="Remote")
             st.wake()
             return {"status": "Accepted"}
-    return {"status": "Rejected", "statusInfo": _info("TxNotFound")}
+    return {"status": "Rejected", "statusInfo": status_info("TxNotFound")}
 
 
-async def get_transaction_status(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def get_transaction_status(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     tx_id = p.get("transactionId")
     queued = [o for o in st._outbox if o.action == "TransactionEvent" and (tx_id is None or o.tx_id == tx_id)]
     out: dict[str, Any] = {"messagesInQueue": bool(queued)}
@@ -263,7 +213,7 @@ async def get_transaction_status(st: Station, p: dict[str, Any]) -> dict[str, An
     return out
 
 
-async def unlock_connector(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def unlock_connector(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     evse = _evse(st, p["evseId"])
     if evse is None or p["connectorId"] != 1:
         return {"status": "UnknownConnector"}
@@ -273,24 +223,24 @@ async def unlock_connector(st: Station, p: dict[str, Any]) -> dict[str, Any]:
     return {"status": "Unlocked"}
 
 
-async def data_transfer(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def data_transfer(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     return {"status": "UnknownVendorId"}
 
 
 # ====================================================================== trigger message
-async def trigger_message(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def trigger_message(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     what = p["requestedMessage"]
     evse_ref = p.get("evse")
     evses = list(st.evses.values())
     if evse_ref is not None:
         evse = _evse(st, evse_ref["id"])
         if evse is None and evse_ref["id"] != 0:
-            return {"status": "Rejected", "statusInfo": _info("UnknownEvse")}
+            return {"status": "Rejected", "statusInfo": status_info("UnknownEvse")}
         evses = [evse] if evse is not None else evses
     now_t = st.now_t()
     if what == "BootNotification":
         if st.registration == "Accepted":
-            return {"status": "Rejected", "statusInfo": _info("AlreadyAccepted")}
+            return {"status": "Rejected", "statusInfo": status_info("AlreadyAccepted")}
         st._boot_now.set()
         return {"status": "Accepted"}
     if what == "Heartbeat":
@@ -311,7 +261,7 @@ async def trigger_message(st: Station, p: dict[str, Any]) -> dict[str, Any]:
     if what == "TransactionEvent":
         active = [e for e in evses if e.tx is not None and not e.tx.ended]
         if not active:
-            return {"status": "Rejected", "statusInfo": _info("NoTransaction")}
+            return {"status": "Rejected", "statusInfo": status_info("NoTransaction")}
         for evse in active:
             st._advance(evse, now_t)
             meter = st._meter_value(evse, st._measurands("TxUpdatedMeasurands"), "Trigger", now_t)
@@ -325,7 +275,7 @@ async def trigger_message(st: Station, p: dict[str, Any]) -> dict[str, Any]:
         return {"status": "Accepted"}
     if what in ("SignChargingStationCertificate", "SignV2GCertificate"):
         if st.registration != "Accepted":
-            return {"status": "Rejected", "statusInfo": _info("NotAccepted")}
+            return {"status": "Rejected", "statusInfo": status_info("NotAccepted")}
         kind = "ChargingStationCertificate" if what == "SignChargingStationCertificate" else "V2GCertificate"
         certificates.request_signing(st, kind)
         return {"status": "Accepted"}
@@ -333,7 +283,7 @@ async def trigger_message(st: Station, p: dict[str, Any]) -> dict[str, Any]:
 
 
 # ====================================================================== firmware / logs
-async def update_firmware(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def update_firmware(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     status = "Accepted"
     if st._fw_task is not None and not st._fw_task.done():
         st._fw_task.cancel()
@@ -342,7 +292,7 @@ async def update_firmware(st: Station, p: dict[str, Any]) -> dict[str, Any]:
     return {"status": status}
 
 
-async def _firmware_update(st: Station, p: dict[str, Any]) -> None:
+async def _firmware_update(st: Firmware, p: dict[str, Any]) -> None:
     req = p["requestId"]
     fw = p["firmware"]
 
@@ -397,14 +347,14 @@ def _next_version(current: str, location: str) -> str:
     return current + ".1"
 
 
-async def get_log(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def get_log(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     stamp = st.clock.now().strftime("%Y%m%dT%H%M%SZ")
     filename = f"{st.id}-{p['logType']}-{stamp}.log"
     st._spawn(_upload_log(st, p))
     return {"status": "Accepted", "filename": filename}
 
 
-async def _upload_log(st: Station, p: dict[str, Any]) -> None:
+async def _upload_log(st: Firmware, p: dict[str, Any]) -> None:
     req = p["requestId"]
     await asyncio.sleep(0.01)
     st._send_if_online("LogStatusNotification", {"status": "Uploading", "requestId": req})
@@ -414,234 +364,9 @@ async def _upload_log(st: Station, p: dict[str, Any]) -> None:
     st._send_if_online("LogStatusNotification", {"status": status, "requestId": req})
 
 
-# ====================================================================== smart charging
-def station_limits(st: Station) -> StationLimits:
-    cfg = st.config
-    v21 = st.version == "2.1"
-    return StationLimits(
-        max_stack_level=cfg.profile_stack_levels,
-        max_periods=cfg.periods_per_schedule,
-        rate_units=frozenset(st._dm_list("SmartChargingCtrlr", "RateUnit", "W,A")),
-        max_profiles=cfg.max_profiles,
-        supported_operation_modes=frozenset(SUPPORTED_OPERATION_MODES.split(",")) if v21 else None,
-        supports_dynamic=cfg.supports_dynamic_profiles,
-        num_evses=cfg.evse_count,
-        allow_negative_limits=(not v21) and cfg.v2x_vendor_convention,
-        supported_additional_purposes=frozenset() if v21 else None,
-    )
-
-
-def st_active_transactions(st: Station) -> dict[int, str]:
-    return {i: e.tx.id for i, e in st.evses.items() if e.tx is not None and not e.tx.ended}
-
-
-def _firmware_checks(st: Station, request: dict[str, Any]) -> list[Violation]:
-    """Rules beyond K01 that this firmware applies (documented in simulators/README.md)."""
-    out: list[Violation] = []
-    try:
-        evse_id, profile = parse_set_charging_profile(request)
-    except ModelError:
-        return out
-    if st.version == "2.0.1":
-        for i, sched in enumerate(profile.schedules):
-            for j, period in enumerate(sched.periods):
-                if period.limit is not None and period.limit < 0:
-                    cd = period.custom_data or {}
-                    if cd.get("vendorId") != NEGATIVE_LIMIT_VENDOR_ID or cd.get("mode") != "discharge":
-                        out.append(Violation("InvalidValue", f"chargingSchedule[{i}].chargingSchedulePeriod[{j}]: "
-                                             "negative limit without customData "
-                                             f"{{vendorId: {NEGATIVE_LIMIT_VENDOR_ID}, mode: discharge}}"))  # fmt: skip
-    if profile.purpose is ChargingProfilePurpose.TX_PROFILE and profile.has_discharge():
-        evse = st.evses.get(evse_id)
-        tx = evse.tx if evse is not None else None
-        ev = evse.ev if evse is not None else None
-        if evse is not None and tx is not None and not tx.ended:
-            if ev is None or not ev.bidirectional:
-                out.append(Violation("NoBPTAllowed", "the EV did not select a bidirectional (BPT) service"))
-            elif st.version == "2.1":
-                if not BPT_MODES.intersection(tx.allowed):
-                    out.append(Violation("NoBPTAllowed", "allowedEnergyTransfer of this transaction has no BPT mode "
-                                         f"(got {tx.allowed or 'none'}): discharging is not authorized"))  # fmt: skip
-                elif not st._dm_bool("V2XChargingCtrlr", "Enabled", True, evse=evse_id):
-                    out.append(Violation("NoBPTAllowed", "V2XChargingCtrlr.Enabled is false on this EVSE"))
-    return out
-
-
-async def set_charging_profile(st: Station, p: dict[str, Any]) -> dict[str, Any]:
-    if st.faults.reject_profiles:
-        return {"status": "Rejected", "statusInfo": _info("SimulatedFault", "fault injection: reject_profiles")}
-    if not st.smart_charging_enabled:
-        return {"status": "Rejected", "statusInfo": _info("SmartChargingOff", "SmartChargingCtrlr.Enabled is false")}
-    now_t = st.now_t()
-    violations = check_set_charging_profile(
-        p,
-        version=st.version,  # type: ignore[arg-type]
-        limits=station_limits(st),
-        installed=st.profiles,
-        active_transactions=st_active_transactions(st),
-        now=_dt(now_t),
-    )
-    violations += _firmware_checks(st, p)
-    if violations:
-        st.log.info("SetChargingProfile rejected", reason=violations[0].code, info=violations[0].message)
-        return rejection_response(violations, st.version)  # type: ignore[arg-type]
-    for evse in st.evses.values():
-        st._advance(evse, now_t)
-    st.profiles = apply_set_charging_profile(p, st.profiles)
-    st.wake()
-    return {"status": "Accepted"}
-
-
-async def clear_charging_profile(st: Station, p: dict[str, Any]) -> dict[str, Any]:
-    external = ChargingProfilePurpose.CHARGING_STATION_EXTERNAL_CONSTRAINTS
-    pid = p.get("chargingProfileId")
-    crit = p.get("chargingProfileCriteria") or {}
-
-    def match(inst: InstalledProfile) -> bool:
-        if inst.profile.purpose is external:
-            return False
-        if pid is not None:
-            return inst.profile.id == pid
-        if "evseId" in crit and inst.evse_id != crit["evseId"]:
-            return False
-        if "chargingProfilePurpose" in crit and inst.profile.purpose.value != crit["chargingProfilePurpose"]:
-            return False
-        return not ("stackLevel" in crit and inst.profile.stack_level != crit["stackLevel"])
-
-    gone = [i for i in st.profiles if match(i)]
-    if not gone:
-        return {"status": "Unknown"}
-    now_t = st.now_t()
-    for evse in st.evses.values():
-        st._advance(evse, now_t)
-    st.profiles = [i for i in st.profiles if i not in gone]
-    st.wake()
-    return {"status": "Accepted"}
-
-
-async def get_charging_profiles(st: Station, p: dict[str, Any]) -> dict[str, Any]:
-    crit = p["chargingProfile"]
-    evse_id = p.get("evseId")
-    ids = crit.get("chargingProfileId")
-    sources = crit.get("chargingLimitSource")
-
-    def match(inst: InstalledProfile) -> bool:
-        if evse_id is not None and inst.evse_id != evse_id:
-            return False
-        if sources is not None and "CSO" not in sources:
-            return False
-        if ids is not None and inst.profile.id not in ids:
-            return False
-        if "chargingProfilePurpose" in crit and inst.profile.purpose.value != crit["chargingProfilePurpose"]:
-            return False
-        return not ("stackLevel" in crit and inst.profile.stack_level != crit["stackLevel"])
-
-    found = [i for i in st.profiles if match(i)]
-    if not found:
-        return {"status": "NoProfiles"}
-    by_evse: dict[int, list[dict[str, Any]]] = {}
-    for inst in found:
-        by_evse.setdefault(inst.evse_id, []).append(inst.profile.to_wire())
-    messages: list[dict[str, Any]] = []
-    for eid in sorted(by_evse):
-        profs = by_evse[eid]
-        for i in range(0, len(profs), REPORT_PROFILES_PER_MESSAGE):
-            messages.append({
-                "requestId": p["requestId"],
-                "chargingLimitSource": "CSO",
-                "evseId": eid,
-                "chargingProfile": profs[i : i + REPORT_PROFILES_PER_MESSAGE],
-            })  # fmt: skip
-    for n, msg in enumerate(messages):
-        if n < len(messages) - 1:
-            msg["tbc"] = True
-        st._send_if_online("ReportChargingProfiles", msg)
-    return {"status": "Accepted"}
-
-
-async def get_composite_schedule(st: Station, p: dict[str, Any]) -> dict[str, Any]:
-    evse_id = p["evseId"]
-    if evse_id != 0 and evse_id not in st.evses:
-        return {"status": "Rejected", "statusInfo": _info("UnknownEvse")}
-    duration = p["duration"]
-    if duration <= 0:
-        return {"status": "Rejected", "statusInfo": _info("InvalidValue", "duration must be positive")}
-    unit = p.get("chargingRateUnit", "W")
-    if unit not in st._dm_list("SmartChargingCtrlr", "RateUnit", "W,A"):
-        return {"status": "Rejected", "statusInfo": _info("UnsupportedRateUnit")}
-    now_t = st.now_t()
-    now = _dt(now_t)
-    evse = st.evses.get(evse_id)
-    tx = evse.tx if evse is not None and evse.tx is not None and not evse.tx.ended else None
-    cfg = st.config
-    sched = composite_schedule(
-        st._usable_profiles(now_t) if st.smart_charging_enabled else [],
-        evse_id=evse_id,
-        start=now,
-        duration_s=duration,
-        rate_unit=unit,
-        transaction_start=_dt(tx.start_t) if tx else None,
-        now=now,
-        voltage=cfg.ac_voltage,
-        phases=cfg.ac_phases,
-        transaction_id=tx.id if tx else None,
-    )
-    rating = cfg.charge_kw * 1000.0 * (cfg.evse_count if evse_id == 0 else 1)
-    default = rating if unit == "W" else round(rating / (cfg.ac_voltage * cfg.ac_phases), 1)
-    return {"status": "Accepted", "schedule": sched.to_wire(st.version, default_limit=default)}  # type: ignore[arg-type]
-
-
-async def notify_allowed_energy_transfer(st: Station, p: dict[str, Any]) -> dict[str, Any]:
-    for evse in st.evses.values():
-        tx = evse.tx
-        if tx is not None and not tx.ended and tx.id == p["transactionId"]:
-            now_t = st.now_t()
-            st._advance(evse, now_t)
-            tx.allowed = list(p["allowedEnergyTransfer"])
-            st.wake()
-            return {"status": "Accepted"}
-    return {"status": "Rejected", "statusInfo": _info("TxNotFound")}
-
-
-async def update_dynamic_schedule(st: Station, p: dict[str, Any]) -> dict[str, Any]:
-    if not st.config.supports_dynamic_profiles:
-        raise CallError(ErrorCode.NOT_SUPPORTED, "dynamic charging profiles are not supported")
-    pid = p["chargingProfileId"]
-    inst = next((i for i in st.profiles if i.profile.id == pid), None)
-    if inst is None:
-        return {"status": "Rejected", "statusInfo": _info("UnknownProfile", f"no profile {pid}")}
-    if inst.profile.kind is not ChargingProfileKind.DYNAMIC:
-        return {"status": "Rejected", "statusInfo": _info("InvalidProfile", "profile is not Dynamic")}
-    now_t = st.now_t()
-    request = inst.to_request()
-    prof = request["chargingProfile"]
-    periods = prof["chargingSchedule"][0]["chargingSchedulePeriod"]
-    for period in periods:
-        for key, value in p["scheduleUpdate"].items():
-            if key != "customData":
-                period[key] = value
-    prof["dynUpdateTime"] = _ts(now_t)
-    violations = check_set_charging_profile(
-        request,
-        version=st.version,  # type: ignore[arg-type]
-        limits=station_limits(st),
-        installed=st.profiles,
-        active_transactions=st_active_transactions(st),
-        now=_dt(now_t),
-    )
-    violations += _firmware_checks(st, request)
-    if violations:
-        return rejection_response(violations, st.version)  # type: ignore[arg-type]
-    for evse in st.evses.values():
-        st._advance(evse, now_t)
-    st.profiles = apply_set_charging_profile(request, st.profiles)
-    st.wake()
-    return {"status": "Accepted"}
-
-
 # ====================================================================== tables
 def _wrap(action: str, fn: Handler) -> Handler:
-    async def run(st: Station, payload: dict[str, Any]) -> dict[str, Any]:
+    async def run(st: Firmware, payload: dict[str, Any]) -> dict[str, Any]:
         if st.record:
             st.received.append((action, payload))
         delay = st.faults.answer_delay_s
@@ -668,10 +393,7 @@ _COMMON: dict[str, Handler] = {
     "UpdateFirmware": update_firmware,
     "GetLog": get_log,
     "DataTransfer": data_transfer,
-    "SetChargingProfile": set_charging_profile,
-    "ClearChargingProfile": clear_charging_profile,
-    "GetChargingProfiles": get_charging_profiles,
-    "GetCompositeSchedule": get_composite_schedule,
+    **charging_profiles.HANDLERS,
     **certificates.HANDLERS,
     **local_auth.HANDLERS,
     **reservations.HANDLERS,
@@ -680,8 +402,7 @@ _COMMON: dict[str, Handler] = {
     **tariff.HANDLERS,
 }
 _V21_ONLY: dict[str, Handler] = {
-    "NotifyAllowedEnergyTransfer": notify_allowed_energy_transfer,
-    "UpdateDynamicSchedule": update_dynamic_schedule,
+    **charging_profiles.HANDLERS_21,
     **tariff.HANDLERS_21,
     **der.HANDLERS_21,
 }
@@ -696,4 +417,4 @@ def handlers_for(version: str) -> dict[str, Handler]:
     return HANDLERS[version]
 
 
-__all__ = ["HANDLERS", "handlers_for", "install_tx_profile_from_remote_start", "station_limits"]
+__all__ = ["HANDLERS", "handlers_for"]

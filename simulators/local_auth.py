@@ -25,7 +25,7 @@ from .devicemodel import READ_ONLY, READ_WRITE, Variable
 
 if TYPE_CHECKING:
     from .devicemodel import DeviceModel
-    from .station import Station
+    from .model import Firmware
 
 ITEMS_PER_MESSAGE = 50
 MAX_ENTRIES = 1000
@@ -38,7 +38,7 @@ class LocalAuthState:
     cache: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
 
-def state(st: Station) -> LocalAuthState:
+def state(st: Firmware) -> LocalAuthState:
     found = st.__dict__.get("local_list")
     if found is None:
         found = st.__dict__["local_list"] = LocalAuthState()
@@ -49,7 +49,7 @@ def _key(id_token: dict[str, Any]) -> tuple[str, str]:
     return (str(id_token["type"]), str(id_token["idToken"]))
 
 
-def add_variables(st: Station, dm: DeviceModel) -> None:
+def add_variables(st: Firmware, dm: DeviceModel) -> None:
     """LocalAuthListCtrlr and AuthCacheCtrlr (appendix names) for the device model."""
     b = "boolean"
     dm.add(Variable("LocalAuthListCtrlr", "Available", "true", READ_ONLY, b))
@@ -76,7 +76,7 @@ def _failed(text: str) -> dict[str, Any]:
     return {"status": "Failed", "statusInfo": {"reasonCode": "InvalidValue", "additionalInfo": text[:512]}}
 
 
-async def send_local_list(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def send_local_list(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     ls = state(st)
     if not st._dm_bool("LocalAuthListCtrlr", "Enabled", True):
         return {"status": "Failed", "statusInfo": {"reasonCode": "Disabled"}}
@@ -109,24 +109,24 @@ async def send_local_list(st: Station, p: dict[str, Any]) -> dict[str, Any]:
     return {"status": "Accepted"}
 
 
-async def get_local_list_version(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def get_local_list_version(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     return {"versionNumber": state(st).version}
 
 
-async def clear_cache(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def clear_cache(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     if not st._dm_bool("AuthCacheCtrlr", "Enabled", True):
         return {"status": "Rejected", "statusInfo": {"reasonCode": "Disabled"}}
     state(st).cache.clear()
     return {"status": "Accepted"}
 
 
-def remember(st: Station, id_token: dict[str, Any], info: dict[str, Any]) -> None:
+def remember(st: Firmware, id_token: dict[str, Any], info: dict[str, Any]) -> None:
     """C10: cache what the CSMS answered for a token (while the cache is enabled)."""
     if st._dm_bool("AuthCacheCtrlr", "Enabled", True) and id_token.get("type") != "NoAuthorization":
         state(st).cache[_key(id_token)] = dict(info)
 
 
-def lookup(st: Station, id_token: dict[str, Any]) -> dict[str, Any] | None:
+def lookup(st: Firmware, id_token: dict[str, Any]) -> dict[str, Any] | None:
     """IdTokenInfo for offline authorization: the local list first (when enabled), then the cache."""
     ls = state(st)
     key = _key(id_token)

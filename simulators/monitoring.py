@@ -31,7 +31,7 @@ from .devicemodel import READ_ONLY, READ_WRITE, Variable
 
 if TYPE_CHECKING:
     from .devicemodel import DeviceModel
-    from .station import Station
+    from .model import Firmware
 
 CTRLR = "MonitoringCtrlr"
 ITEMS_PER_MESSAGE = 10
@@ -68,7 +68,7 @@ class MonitoringState:
     task: asyncio.Task[None] | None = None
 
 
-def state(st: Station) -> MonitoringState:
+def state(st: Firmware) -> MonitoringState:
     found = st.__dict__.get("monitoring")
     if found is None:
         found = st.__dict__["monitoring"] = MonitoringState()
@@ -76,14 +76,14 @@ def state(st: Station) -> MonitoringState:
     return found  # type: ignore[no-any-return]
 
 
-def _preconfigure(st: Station, ms: MonitoringState) -> None:
+def _preconfigure(st: Firmware, ms: MonitoringState) -> None:
     var = st.dm.find("ChargingStation", "Power")
     if var is not None:
         limit = st.config.charge_kw * 1000 * st.config.evse_count * 1.1
         ms.monitors[1] = Monitor(1, var, "UpperThreshold", limit, 4, kind="PreconfiguredMonitor")
 
 
-def add_variables(st: Station, dm: DeviceModel) -> None:
+def add_variables(st: Firmware, dm: DeviceModel) -> None:
     dm.add(Variable(CTRLR, "Available", "true", READ_ONLY, "boolean"))
     dm.add(Variable(CTRLR, "Enabled", "true", READ_WRITE, "boolean"))
     dm.add(
@@ -99,7 +99,7 @@ def add_variables(st: Station, dm: DeviceModel) -> None:
     dm.add(Variable(CTRLR, "BytesPerMessage", "65000", READ_ONLY, "integer", instance="SetVariableMonitoring"))
 
 
-def _wire(st: Station, m: Monitor) -> dict[str, Any]:
+def _wire(st: Firmware, m: Monitor) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": m.id,
         "transaction": m.transaction,
@@ -112,7 +112,7 @@ def _wire(st: Station, m: Monitor) -> dict[str, Any]:
     return out
 
 
-def _limit(st: Station, instance: str) -> int:
+def _limit(st: Firmware, instance: str) -> int:
     return st._dm_int(CTRLR, "ItemsPerMessage", ITEMS_PER_MESSAGE, instance=instance)
 
 
@@ -131,7 +131,7 @@ def _result(item: dict[str, Any], status: str, mid: int | None = None, reason: s
     return out
 
 
-async def set_variable_monitoring(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def set_variable_monitoring(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     items = p["setMonitoringData"]
     if len(items) > _limit(st, "SetVariableMonitoring"):
         raise CallError(ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION, "more setMonitoringData than ItemsPerMessage")
@@ -195,7 +195,7 @@ def _matches(m: Monitor, criteria: list[str] | None, cvs: list[dict[str, Any]] |
     return False
 
 
-async def get_monitoring_report(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def get_monitoring_report(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     ms = state(st)
     found = [m for m in ms.monitors.values() if _matches(m, p.get("monitoringCriteria"), p.get("componentVariable"))]
     if not found:
@@ -226,7 +226,7 @@ async def get_monitoring_report(st: Station, p: dict[str, Any]) -> dict[str, Any
     return {"status": "Accepted"}
 
 
-async def set_monitoring_base(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def set_monitoring_base(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     ms = state(st)
     base = p["monitoringBase"]
     if base in ("FactoryDefault", "HardWiredOnly"):
@@ -237,7 +237,7 @@ async def set_monitoring_base(st: Station, p: dict[str, Any]) -> dict[str, Any]:
     return {"status": "Accepted"}
 
 
-async def set_monitoring_level(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def set_monitoring_level(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     severity = p["severity"]
     if not 0 <= severity <= 9:
         return {"status": "Rejected", "statusInfo": {"reasonCode": "OutOfRange"}}
@@ -246,7 +246,7 @@ async def set_monitoring_level(st: Station, p: dict[str, Any]) -> dict[str, Any]
     return {"status": "Accepted"}
 
 
-async def clear_variable_monitoring(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def clear_variable_monitoring(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     ids = p["id"]
     if len(ids) > _limit(st, "ClearVariableMonitoring"):
         raise CallError(ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION, "more ids than ItemsPerMessage")
@@ -265,27 +265,27 @@ async def clear_variable_monitoring(st: Station, p: dict[str, Any]) -> dict[str,
 
 
 # ------------------------------------------------------------------ evaluation
-def _ensure_running(st: Station) -> None:
+def _ensure_running(st: Firmware) -> None:
     ms = state(st)
     if ms.task is None or ms.task.done():
         ms.task = st._spawn(_loop(st))
 
 
-async def _loop(st: Station) -> None:
+async def _loop(st: Firmware) -> None:
     while True:
         await st._sleep_sim(1.0, min_wall=0.02)
         if st._dm_bool(CTRLR, "Enabled", True) and st.online and st.registration == "Accepted":
             evaluate(st)
 
 
-def _in_transaction(st: Station) -> str | None:
+def _in_transaction(st: Firmware) -> str | None:
     for e in st.evses.values():
         if e.tx is not None and not e.tx.ended:
             return e.tx.id
     return None
 
 
-def evaluate(st: Station) -> None:
+def evaluate(st: Firmware) -> None:
     ms = state(st)
     now_t = st.now_t()
     events = []
@@ -317,7 +317,9 @@ def evaluate(st: Station) -> None:
         st._send_if_online("NotifyEvent", payload)
 
 
-def _event(st: Station, m: Monitor, value: float, trigger: str, *, cleared: bool = False) -> tuple[dict[str, Any], int]:
+def _event(
+    st: Firmware, m: Monitor, value: float, trigger: str, *, cleared: bool = False
+) -> tuple[dict[str, Any], int]:
     ms = state(st)
     data: dict[str, Any] = {
         "eventId": next(ms.events),

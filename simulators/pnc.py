@@ -20,14 +20,14 @@ from cryptography import x509
 from csms.security import pnc
 
 if TYPE_CHECKING:
-    from .station import Station
+    from .model import Firmware
 
 
 class NotOnline(RuntimeError):
     """The station is not connected and accepted: the message was not queued."""
 
 
-async def _call(st: Station, action: str, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
+async def _call(st: Firmware, action: str, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     done: asyncio.Future[dict[str, Any]] = loop.create_future()
 
@@ -53,7 +53,7 @@ def hash_data_of_chain(chain_pem: str, responder_url: str | None = None) -> list
 
 
 async def authorize_contract(
-    st: Station,
+    st: Firmware,
     emaid: str,
     chain_pem: str,
     *,
@@ -71,14 +71,14 @@ async def authorize_contract(
 
 
 async def get_certificate_status(
-    st: Station, ocsp_request_data: dict[str, Any], timeout: float = 30.0
+    st: Firmware, ocsp_request_data: dict[str, Any], timeout: float = 30.0
 ) -> dict[str, Any]:
     """GetCertificateStatus (M06) for one certificate."""
     return await _call(st, "GetCertificateStatus", {"ocspRequestData": ocsp_request_data}, timeout)
 
 
 async def get_15118_ev_certificate(
-    st: Station,
+    st: Firmware,
     exi_request: str,
     *,
     action: Literal["Install", "Update"] = "Install",

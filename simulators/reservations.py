@@ -26,7 +26,7 @@ from .devicemodel import READ_ONLY, READ_WRITE, Variable
 
 if TYPE_CHECKING:
     from .devicemodel import DeviceModel
-    from .station import Evse, Station
+    from .model import Evse, Firmware
 
 CONNECTOR_TYPE = "cG105"
 
@@ -41,31 +41,31 @@ class Held:
     task: asyncio.Task[None] | None = None
 
 
-def _book(st: Station) -> dict[int, Held]:
+def _book(st: Firmware) -> dict[int, Held]:
     found = st.__dict__.get("reservations")
     if found is None:
         found = st.__dict__["reservations"] = {}
     return found  # type: ignore[no-any-return]
 
 
-def _reports(st: Station) -> dict[str, int]:
+def _reports(st: Firmware) -> dict[str, int]:
     found = st.__dict__.get("reservation_reports")
     if found is None:
         found = st.__dict__["reservation_reports"] = {}
     return found  # type: ignore[no-any-return]
 
 
-def add_variables(st: Station, dm: DeviceModel) -> None:
+def add_variables(st: Firmware, dm: DeviceModel) -> None:
     dm.add(Variable("ReservationCtrlr", "Available", "true", READ_ONLY, "boolean"))
     dm.add(Variable("ReservationCtrlr", "Enabled", "true", READ_WRITE, "boolean"))
     dm.add(Variable("ReservationCtrlr", "NonEvseSpecific", "true", READ_WRITE, "boolean"))
 
 
-def held_on(st: Station, evse_id: int) -> Held | None:
+def held_on(st: Firmware, evse_id: int) -> Held | None:
     return next((h for h in _book(st).values() if h.evse_id == evse_id), None)
 
 
-def _busy(st: Station, evse: Evse) -> str | None:
+def _busy(st: Firmware, evse: Evse) -> str | None:
     if evse.faulted:
         return "Faulted"
     if not evse.operative:
@@ -79,7 +79,7 @@ def _rejected(text: str) -> dict[str, Any]:
     return {"status": "Rejected", "statusInfo": {"reasonCode": "UnsupportedRequest", "additionalInfo": text[:512]}}
 
 
-async def reserve_now(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def reserve_now(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     if not st._dm_bool("ReservationCtrlr", "Enabled", True):
         return _rejected("reservations are disabled (ReservationCtrlr.Enabled)")
     if p.get("connectorType") not in (None, CONNECTOR_TYPE):
@@ -123,19 +123,19 @@ async def reserve_now(st: Station, p: dict[str, Any]) -> dict[str, Any]:
     return {"status": "Accepted"}
 
 
-def _status(st: Station, evse_id: int) -> None:
+def _status(st: Firmware, evse_id: int) -> None:
     st._status_changed(st.evses[evse_id])
 
 
-def _drop(st: Station, held: Held) -> None:
+def _drop(st: Firmware, held: Held) -> None:
     _book(st).pop(held.id, None)
     task = held.task
     if task is not None and task is not asyncio.current_task():
         task.cancel()
 
 
-def _end(st: Station, held: Held, reason: str | None) -> None:
-    from .station import Outgoing
+def _end(st: Firmware, held: Held, reason: str | None) -> None:
+    from .model import Outgoing
 
     _drop(st, held)
     _status(st, held.evse_id)
@@ -144,7 +144,7 @@ def _end(st: Station, held: Held, reason: str | None) -> None:
         st._enqueue(Outgoing("ReservationStatusUpdate", payload))
 
 
-async def _expire(st: Station, held: Held) -> None:
+async def _expire(st: Firmware, held: Held) -> None:
     while st.now_t() < held.expiry_t:
         await st._sleep_sim(held.expiry_t - st.now_t(), min_wall=0.01)
     if _book(st).get(held.id) is held:
@@ -152,7 +152,7 @@ async def _expire(st: Station, held: Held) -> None:
         _end(st, held, "Expired")
 
 
-async def cancel_reservation(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def cancel_reservation(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     held = _book(st).get(p["reservationId"])
     if held is None:
         return {"status": "Rejected", "statusInfo": {"reasonCode": "UnknownReservation"}}
@@ -160,14 +160,14 @@ async def cancel_reservation(st: Station, p: dict[str, Any]) -> dict[str, Any]:
     return {"status": "Accepted"}
 
 
-def removed(st: Station, evse_id: int) -> None:
+def removed(st: Firmware, evse_id: int) -> None:
     """The EVSE became Faulted or Inoperative: its reservation is Removed (H04)."""
     held = held_on(st, evse_id)
     if held is not None:
         _end(st, held, "Removed")
 
 
-def set_faulted(st: Station, evse_id: int, faulted: bool = True) -> None:
+def set_faulted(st: Firmware, evse_id: int, faulted: bool = True) -> None:
     """Fault switch for tests and demos: the EVSE goes Faulted (its reservation is Removed) or
     recovers."""
     evse = st.evses[evse_id]
@@ -177,7 +177,7 @@ def set_faulted(st: Station, evse_id: int, faulted: bool = True) -> None:
     st._status_changed(evse)
 
 
-def admit(st: Station, evse: Evse, id_token: dict[str, Any], info: dict[str, Any]) -> bool:
+def admit(st: Firmware, evse: Evse, id_token: dict[str, Any], info: dict[str, Any]) -> bool:
     """H03: may ``id_token`` (authorized with ``info``) charge on ``evse``? Consumes the
     reservation when it is the reservation's token or group."""
     held = held_on(st, evse.id)
@@ -198,7 +198,7 @@ def admit(st: Station, evse: Evse, id_token: dict[str, Any], info: dict[str, Any
     return True
 
 
-def report(st: Station, tx_id: str) -> int | None:
+def report(st: Firmware, tx_id: str) -> int | None:
     """The reservation a transaction used, once (for its next TransactionEvent)."""
     return _reports(st).pop(tx_id, None)
 

@@ -40,7 +40,7 @@ from zoneinfo import ZoneInfo
 
 from .cars import CARS
 from .config import ReplayConfig
-from .station import SessionPlan
+from .model import SessionPlan
 
 LOCAL_TZ = ZoneInfo("America/Los_Angeles")
 LEVEL2_KW = 6.6

@@ -22,25 +22,25 @@ from .devicemodel import READ_ONLY, READ_WRITE, Variable
 
 if TYPE_CHECKING:
     from .devicemodel import DeviceModel
-    from .station import Station
+    from .model import Firmware
 
 CTRLR = "TariffCostCtrlr"
 MAX_ELEMENTS = 4
 
 
-def _state(st: Station) -> dict[str, Any]:
+def _state(st: Firmware) -> dict[str, Any]:
     found = st.__dict__.get("tariffs")
     if found is None:
         found = st.__dict__["tariffs"] = {"default": {}, "driver": {}, "costs": {}}
     return found  # type: ignore[no-any-return]
 
 
-def costs(st: Station) -> dict[str, float]:
+def costs(st: Firmware) -> dict[str, float]:
     """Transaction id -> the last total cost the CSMS sent."""
     return _state(st)["costs"]  # type: ignore[no-any-return]
 
 
-def add_variables(st: Station, dm: DeviceModel) -> None:
+def add_variables(st: Firmware, dm: DeviceModel) -> None:
     dm.add(Variable(CTRLR, "Available", "true", READ_ONLY, "boolean", instance="Tariff"))
     dm.add(Variable(CTRLR, "Available", "true", READ_ONLY, "boolean", instance="Cost"))
     dm.add(Variable(CTRLR, "Enabled", "true", READ_WRITE, "boolean", instance="Tariff"))
@@ -51,12 +51,12 @@ def add_variables(st: Station, dm: DeviceModel) -> None:
         dm.add(Variable(CTRLR, "TariffConditionsSupported", "false", READ_WRITE, "boolean"))
 
 
-async def cost_updated(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def cost_updated(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     costs(st)[p["transactionId"]] = p["totalCost"]
     return {}
 
 
-def _check(st: Station, tariff: dict[str, Any]) -> str | None:
+def _check(st: Firmware, tariff: dict[str, Any]) -> str | None:
     prices = (tariff.get("energy") or {}).get("prices", [])
     if len(prices) > st._dm_int(CTRLR, "MaxElements", MAX_ELEMENTS, instance="Tariff"):
         return "TooManyElements"
@@ -65,7 +65,7 @@ def _check(st: Station, tariff: dict[str, Any]) -> str | None:
     return None
 
 
-async def set_default_tariff(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def set_default_tariff(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     if not st._dm_bool(CTRLR, "Enabled", True, instance="Tariff"):
         return {"status": "Rejected", "statusInfo": {"reasonCode": "Disabled"}}
     tariff, evse_id = p["tariff"], p["evseId"]
@@ -83,7 +83,7 @@ async def set_default_tariff(st: Station, p: dict[str, Any]) -> dict[str, Any]:
     return {"status": "Accepted"}
 
 
-async def get_tariffs(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def get_tariffs(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     evse_id = p["evseId"]
     wanted = set(st.evses) if evse_id == 0 else {evse_id}
     by_id: dict[str, dict[str, Any]] = {}
@@ -102,7 +102,7 @@ async def get_tariffs(st: Station, p: dict[str, Any]) -> dict[str, Any]:
     return {"status": "Accepted", "tariffAssignments": out}
 
 
-async def clear_tariffs(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def clear_tariffs(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     default = _state(st)["default"]
     ids, evse_id = p.get("tariffIds"), p.get("evseId")
     cleared: dict[str, None] = {}
@@ -115,7 +115,7 @@ async def clear_tariffs(st: Station, p: dict[str, Any]) -> dict[str, Any]:
     return {"clearTariffsResult": results or [{"status": "NoTariff"}]}
 
 
-async def change_transaction_tariff(st: Station, p: dict[str, Any]) -> dict[str, Any]:
+async def change_transaction_tariff(st: Firmware, p: dict[str, Any]) -> dict[str, Any]:
     tx_id, tariff = p["transactionId"], p["tariff"]
     evse = next((e for e in st.evses.values() if e.tx is not None and not e.tx.ended and e.tx.id == tx_id), None)
     if evse is None:
@@ -130,7 +130,7 @@ async def change_transaction_tariff(st: Station, p: dict[str, Any]) -> dict[str,
     return {"status": "Accepted"}
 
 
-def on_authorized(st: Station, tx_id: str, response: dict[str, Any]) -> None:
+def on_authorized(st: Firmware, tx_id: str, response: dict[str, Any]) -> None:
     """2.1: a ``tariff`` in the AuthorizeResponse is the driver's tariff for the transaction."""
     if "tariff" in response:
         _state(st)["driver"][tx_id] = dict(response["tariff"])

@@ -17,7 +17,7 @@ from . import der, display, local_auth, monitoring, reservations, tariff
 from .devicemodel import MEASURANDS, MEASURANDS_21, READ_ONLY, READ_WRITE, WRITE_ONLY, DeviceModel, Variable
 
 if TYPE_CHECKING:
-    from .station import Station
+    from .model import Firmware
 
 SUPPORTED_OPERATION_MODES = "ChargingOnly,CentralSetpoint,Idle"
 ALL_OPERATION_MODES = (
@@ -26,7 +26,7 @@ ALL_OPERATION_MODES = (
 )
 
 
-def build_device_model(st: Station) -> DeviceModel:
+def build_device_model(st: Firmware) -> DeviceModel:
     cfg = st.config
     v21 = st.dm_version == "2.1"
     measurands = ",".join(MEASURANDS_21 if v21 else MEASURANDS)

@@ -173,8 +173,8 @@ def create_app(service_or_central: Any) -> FastAPI:
     app.include_router(pnc.router)
     app.include_router(cluster.router)
     app.state.grid_webhook = _mount_grid(app)
+    from csms.api.routes.flexibility import router as flexibility_router
     from csms.grid.openadr3.callback import router as openadr3_callback
-    from csms.grid.routes import router as flexibility_router
 
     app.include_router(openadr3_callback)  # authenticated by the subscription's bearer token
     app.include_router(flexibility_router)

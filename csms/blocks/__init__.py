@@ -1,7 +1,7 @@
 """Handlers grouped by OCPP functional block (names and requirement ids from the spec).
 
 Each module exports ``HANDLERS: dict[action, handler]`` where a handler is
-``async def handler(session: StationSession, payload: dict) -> dict``, or a plain ``def`` for a
+``async def handler(session: Session, payload: dict) -> dict``, or a plain ``def`` for a
 handler that never waits (the RPC endpoint then answers inline, without a task: the hot
 Heartbeat, StatusNotification and MeterValues are). Payloads are wire dicts (camelCase),
 already validated against the negotiated version's schema.

@@ -12,16 +12,14 @@ certificate (``certificate`` or ``iso15118CertificateHashData``) gets ``certific
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from csms.blocks.context import Session
 from csms.blocks.pnc import PlugAndCharge
 from csms.blocks.tariff import Tariffs
 
-if TYPE_CHECKING:
-    from csms.server.session import StationSession
 
-
-def v2x_modes(s: StationSession, token_modes: list[str] | None) -> list[str] | None:
+def v2x_modes(s: Session, token_modes: list[str] | None) -> list[str] | None:
     if token_modes is not None:
         return list(token_modes) or None
     station_modes = (s.central.station_meta(s.station_id) or {}).get("allowed_energy_transfer")
@@ -30,7 +28,7 @@ def v2x_modes(s: StationSession, token_modes: list[str] | None) -> list[str] | N
     return list(s.central.settings.v2x.allowed_energy_transfer) or None
 
 
-async def token_info(s: StationSession, id_token: dict[str, Any]) -> tuple[dict[str, Any], list[str] | None]:
+async def token_info(s: Session, id_token: dict[str, Any]) -> tuple[dict[str, Any], list[str] | None]:
     """Return (IdTokenInfoType, allowed energy transfer modes or None)."""
     central = s.central
     if id_token.get("type") == "NoAuthorization":
@@ -50,7 +48,7 @@ async def token_info(s: StationSession, id_token: dict[str, Any]) -> tuple[dict[
     return info, allowed
 
 
-async def authorize(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+async def authorize(s: Session, p: dict[str, Any]) -> dict[str, Any]:
     info, allowed = await token_info(s, p["idToken"])
     certificate_status = await PlugAndCharge.of(s.central).authorize(s, p)  # ISO 15118 contract (C07)
     if certificate_status not in (None, "Accepted"):

@@ -3,15 +3,14 @@ every vendorId is answered UnknownVendorId; the message is kept for diagnosis.""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from csms.server.session import StationSession
+from csms.blocks.context import Session
 
 KNOWN_VENDORS: dict[str, Any] = {}
 
 
-async def data_transfer(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+async def data_transfer(s: Session, p: dict[str, Any]) -> dict[str, Any]:
     await s.central.store.add_station_event(s.station_id, "DataTransfer", s.central.now(), p)
     handler = KNOWN_VENDORS.get(p["vendorId"])
     if handler is None:

@@ -27,8 +27,7 @@ from csms.domain import der
 from .report_parts import ReportParts
 
 if TYPE_CHECKING:
-    from csms.central import CentralSystem
-    from csms.server.session import StationSession
+    from csms.blocks.context import Central, Session
 
 EXTENSION = "der_control"
 EVENT_SET = "DERControlSet"
@@ -40,12 +39,12 @@ HISTORY_LIMIT = 2000
 
 
 class DerControls:
-    def __init__(self, central: CentralSystem) -> None:
+    def __init__(self, central: Central) -> None:
         self.central = central
         self._parts = ReportParts("GetDERControl", "ReportDERControl", None)
 
     @classmethod
-    def of(cls, central: CentralSystem) -> DerControls:
+    def of(cls, central: Central) -> DerControls:
         found = central.extensions.get(EXTENSION)
         if found is None:
             found = central.extensions[EXTENSION] = cls(central)
@@ -85,11 +84,11 @@ class DerControls:
         response, parts = await self._parts.request(self.central.call, station_id, request, wait_s=wait_s)
         return response, der.flatten_report(parts)
 
-    async def reported(self, s: StationSession, p: dict[str, Any]) -> None:
+    async def reported(self, s: Session, p: dict[str, Any]) -> None:
         await self._record(s.station_id, EVENT_REPORT, p)
         self._parts.feed(s.station_id, p)
 
-    async def alarm(self, s: StationSession, p: dict[str, Any]) -> None:
+    async def alarm(self, s: Session, p: dict[str, Any]) -> None:
         facts = der.alarm_facts(p)
         ended = facts["alarmEnded"]
         kind = EVENT_ALARM_ENDED if ended else EVENT_ALARM
@@ -99,12 +98,12 @@ class DerControls:
         self.central.emit("alert", s.station_id, {**facts, "source": "DERAlarm", "cleared": ended})
 
 
-async def notify_der_alarm(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+async def notify_der_alarm(s: Session, p: dict[str, Any]) -> dict[str, Any]:
     await DerControls.of(s.central).alarm(s, p)
     return {}
 
 
-async def report_der_control(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+async def report_der_control(s: Session, p: dict[str, Any]) -> dict[str, Any]:
     await DerControls.of(s.central).reported(s, p)
     return {}
 

@@ -3,19 +3,18 @@ station and published to listeners so long operations can show progress."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from csms.server.session import StationSession
+from csms.blocks.context import Session
 
 
-async def firmware_status_notification(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+async def firmware_status_notification(s: Session, p: dict[str, Any]) -> dict[str, Any]:
     await s.central.store.add_station_event(s.station_id, "FirmwareStatus", s.central.now(), p)
     s.central.emit("firmware", s.station_id, p)
     return {}
 
 
-async def log_status_notification(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+async def log_status_notification(s: Session, p: dict[str, Any]) -> dict[str, Any]:
     await s.central.store.add_station_event(s.station_id, "LogStatus", s.central.now(), p)
     s.central.emit("log", s.station_id, p)
     return {}

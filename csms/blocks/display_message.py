@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import itertools
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from csms.blocks.context import Central, Session
 
 from .report_parts import ReportParts
-
-if TYPE_CHECKING:
-    from csms.central import CentralSystem
-    from csms.server.session import StationSession
 
 EXTENSION = "display_messages"
 EVENT_REPORT = "DisplayMessages"
@@ -27,13 +25,13 @@ EVENT_CLEARED = "DisplayMessageCleared"
 
 
 class DisplayMessages:
-    def __init__(self, central: CentralSystem) -> None:
+    def __init__(self, central: Central) -> None:
         self.central = central
         self._parts = ReportParts("GetDisplayMessages", "NotifyDisplayMessages", "messageInfo")
         self._ids = itertools.count(int(time.time()) % 1_000_000 * 1000 + 1)
 
     @classmethod
-    def of(cls, central: CentralSystem) -> DisplayMessages:
+    def of(cls, central: Central) -> DisplayMessages:
         found = central.extensions.get(EXTENSION)
         if found is None:
             found = central.extensions[EXTENSION] = cls(central)
@@ -56,7 +54,7 @@ class DisplayMessages:
         await self.central.store.add_station_event(station_id, kind, self.central.now(), payload)
 
 
-async def notify_display_messages(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+async def notify_display_messages(s: Session, p: dict[str, Any]) -> dict[str, Any]:
     await DisplayMessages.of(s.central).record(s.station_id, EVENT_REPORT, p)
     DisplayMessages.of(s.central).notified(s.station_id, p)
     s.central.emit("display_messages", s.station_id, {"request_id": p["requestId"], "tbc": p.get("tbc", False)})

@@ -29,14 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from csms.blocks.context import Central, Session
 from csms.clock import to_rfc3339
 from csms.domain.station import BootState
 from csms.ocpp.errors import CallErrorReceived, OcppError
 from csms.store import operations as ops
 
 if TYPE_CHECKING:
-    from csms.central import CentralSystem
-    from csms.server.session import StationSession
     from csms.store.rows import IdTokenRow
 
 log = structlog.get_logger("csms.local_list")
@@ -65,9 +64,9 @@ def _entry(row: ops.LocalListEntryRow) -> dict[str, Any]:
 
 
 class LocalAuthList:
-    """The CSMS side of D01/D02: one per CentralSystem (``central.extensions``)."""
+    """The CSMS side of D01/D02: one per Central (``central.extensions``)."""
 
-    def __init__(self, central: CentralSystem) -> None:
+    def __init__(self, central: Central) -> None:
         self.central = central
         self._locks: dict[str, asyncio.Lock] = {}
         self._post_boot: dict[str, asyncio.TimerHandle] = {}
@@ -108,7 +107,7 @@ class LocalAuthList:
             log.warning("local list not synchronised after boot", station=station_id, error=str(exc))
 
     @classmethod
-    def of(cls, central: CentralSystem) -> LocalAuthList:
+    def of(cls, central: Central) -> LocalAuthList:
         found = central.extensions.get(EXTENSION)
         if found is None:
             found = central.extensions[EXTENSION] = cls(central)
@@ -229,7 +228,7 @@ class LocalAuthList:
         await ops.set_local_list_station(self.store, station_id, version, status)
 
 
-def after_boot(s: StationSession) -> None:
+def after_boot(s: Session) -> None:
     """Called by BootNotification once Accepted: re-sync the list when the operator keeps one."""
     LocalAuthList.of(s.central).booted(s.station_id)
 

@@ -16,17 +16,14 @@ ClearVariableMonitoring (N06), and NotifyEvent (N07) stored with alerting.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
+from csms.blocks.context import Central, Session
 from csms.clock import parse_rfc3339
 
 from .report_parts import ReportParts
-
-if TYPE_CHECKING:
-    from csms.central import CentralSystem
-    from csms.server.session import StationSession
 
 log = structlog.get_logger("csms.monitoring")
 
@@ -39,13 +36,13 @@ DEFAULT_MONITOR_SEVERITY = 5
 
 
 class Monitoring:
-    def __init__(self, central: CentralSystem) -> None:
+    def __init__(self, central: Central) -> None:
         self.central = central
         self.severities: dict[str, dict[int, int]] = {}
         self._parts = ReportParts("GetMonitoringReport", "NotifyMonitoringReport", "monitor")
 
     @classmethod
-    def of(cls, central: CentralSystem) -> Monitoring:
+    def of(cls, central: Central) -> Monitoring:
         found = central.extensions.get(EXTENSION)
         if found is None:
             found = central.extensions[EXTENSION] = cls(central)
@@ -85,7 +82,7 @@ class Monitoring:
             return 0
         return DEFAULT_MONITOR_SEVERITY
 
-    async def on_event(self, s: StationSession, p: dict[str, Any]) -> None:
+    async def on_event(self, s: Session, p: dict[str, Any]) -> None:
         threshold = int((self.central.station_meta(s.station_id) or {}).get("alert_severity", DEFAULT_ALERT_SEVERITY))
         assert self.central.store is not None
         for event in p["eventData"]:
@@ -121,7 +118,7 @@ class Monitoring:
             self.central.emit("alert", s.station_id, {**facts, "cleared": False})
 
 
-async def notify_monitoring_report(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+async def notify_monitoring_report(s: Session, p: dict[str, Any]) -> dict[str, Any]:
     assert s.central.store is not None
     await s.central.store.add_station_event(s.station_id, EVENT_REPORT, parse_rfc3339(p["generatedAt"]), p)
     Monitoring.of(s.central).reported(s.station_id, p)

@@ -36,8 +36,7 @@ from csms.pnc.provider import ContractCertificateProvider, HttpContractProvider,
 from csms.security import pnc
 
 if TYPE_CHECKING:
-    from csms.central import CentralSystem
-    from csms.server.session import StationSession
+    from csms.blocks.context import Central, Session
 
 log = structlog.get_logger("csms.pnc")
 
@@ -47,7 +46,7 @@ NO_EXI = {"exiResponse": ""}  # required in Get15118EVCertificateResponse, even 
 
 
 class PlugAndCharge:
-    def __init__(self, central: CentralSystem) -> None:
+    def __init__(self, central: Central) -> None:
         self.central = central
         cfg = central.settings.pnc
         self.ocsp = OcspClient(timeout=cfg.ocsp_timeout, max_entries=cfg.ocsp_cache_entries)
@@ -60,7 +59,7 @@ class PlugAndCharge:
         self._roots: tuple[float, list[x509.Certificate]] | None = None
 
     @classmethod
-    def of(cls, central: CentralSystem) -> PlugAndCharge:
+    def of(cls, central: Central) -> PlugAndCharge:
         found = central.extensions.get(EXTENSION)
         if found is None:
             found = central.extensions[EXTENSION] = cls(central)
@@ -185,7 +184,7 @@ class PlugAndCharge:
                 return "CertChainError", notes
         return "Accepted", notes
 
-    async def authorize(self, s: StationSession, p: dict[str, Any]) -> str | None:
+    async def authorize(self, s: Session, p: dict[str, Any]) -> str | None:
         """The ``certificateStatus`` of an Authorize, or None when it carries no certificate data;
         Accepted also needs the chain's eMAID to be the token's."""
         if "certificate" not in p and "iso15118CertificateHashData" not in p:
@@ -212,11 +211,11 @@ def _failed(reason: str, message: str) -> dict[str, Any]:
     return {"status": "Failed", "statusInfo": {"reasonCode": reason[:20], "additionalInfo": message[:512]}}
 
 
-async def get_15118_ev_certificate(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+async def get_15118_ev_certificate(s: Session, p: dict[str, Any]) -> dict[str, Any]:
     return await PlugAndCharge.of(s.central).ev_certificate(s.station_id, s.version, p)
 
 
-async def get_certificate_status(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+async def get_certificate_status(s: Session, p: dict[str, Any]) -> dict[str, Any]:
     return await PlugAndCharge.of(s.central).certificate_status(s.station_id, s.version, p)
 
 

@@ -3,19 +3,17 @@ NotifyReport (B07/B08) and NotifyEvent (N07: monitoring events)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from csms.blocks import local_auth_list, monitoring
+from csms.blocks.context import Session
 from csms.clock import parse_rfc3339, to_rfc3339
 from csms.domain.station import BootState
-
-if TYPE_CHECKING:
-    from csms.server.session import StationSession
 
 _STATUS = {"accept": BootState.ACCEPTED, "pending": BootState.PENDING, "reject": BootState.REJECTED}
 
 
-async def boot_notification(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+async def boot_notification(s: Session, p: dict[str, Any]) -> dict[str, Any]:
     central = s.central
     status = _STATUS[central.boot_policy(s.station_id)]
     now = central.now()
@@ -46,14 +44,14 @@ async def boot_notification(s: StationSession, p: dict[str, Any]) -> dict[str, A
     return {"currentTime": to_rfc3339(now), "interval": interval, "status": status.value}
 
 
-def heartbeat(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+def heartbeat(s: Session, p: dict[str, Any]) -> dict[str, Any]:
     now = s.central.now()
     s.state.last_seen = now
     s.central.store.touch(s.station_id, now)
     return {"currentTime": to_rfc3339(now)}
 
 
-def status_notification(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+def status_notification(s: Session, p: dict[str, Any]) -> dict[str, Any]:
     evse_id, connector_id, status = p["evseId"], p["connectorId"], p["connectorStatus"]
     at = parse_rfc3339(p["timestamp"])
     s.state.evse(evse_id).connectors[connector_id] = status
@@ -62,7 +60,7 @@ def status_notification(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-async def notify_report(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+async def notify_report(s: Session, p: dict[str, Any]) -> dict[str, Any]:
     rows = []
     for item in p.get("reportData", []):
         comp, var = item["component"], item["variable"]
@@ -90,7 +88,7 @@ async def notify_report(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-async def notify_event(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+async def notify_event(s: Session, p: dict[str, Any]) -> dict[str, Any]:
     await s.central.store.add_station_event(s.station_id, "NotifyEvent", parse_rfc3339(p["generatedAt"]), p)
     await monitoring.Monitoring.of(s.central).on_event(s, p)
     return {}

@@ -16,16 +16,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
+from csms.blocks.context import Central, Session
 from csms.clock import parse_rfc3339, to_rfc3339
 from csms.store import operations as ops
-
-if TYPE_CHECKING:
-    from csms.central import CentralSystem
-    from csms.server.session import StationSession
 
 log = structlog.get_logger("csms.reservation")
 
@@ -34,13 +31,13 @@ OPEN = ("Accepted",)
 
 
 class Reservations:
-    def __init__(self, central: CentralSystem) -> None:
+    def __init__(self, central: Central) -> None:
         self.central = central
         self._ids = asyncio.Lock()
         self._next: int | None = None
 
     @classmethod
-    def of(cls, central: CentralSystem) -> Reservations:
+    def of(cls, central: Central) -> Reservations:
         found = central.extensions.get(EXTENSION)
         if found is None:
             found = central.extensions[EXTENSION] = cls(central)
@@ -109,7 +106,7 @@ class Reservations:
         return row
 
 
-async def reservation_status_update(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+async def reservation_status_update(s: Session, p: dict[str, Any]) -> dict[str, Any]:
     rid, status = p["reservationId"], p["reservationUpdateStatus"]
     assert s.central.store is not None
     row = await ops.get_reservation(s.central.store, rid)
@@ -122,7 +119,7 @@ async def reservation_status_update(s: StationSession, p: dict[str, Any]) -> dic
     return {}
 
 
-async def used(s: StationSession, reservation_id: int) -> None:
+async def used(s: Session, reservation_id: int) -> None:
     """H03: a transaction started on the reservation."""
     assert s.central.store is not None
     row = await ops.get_reservation(s.central.store, reservation_id)

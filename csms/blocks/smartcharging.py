@@ -7,24 +7,22 @@
   its own schedule) and ``Accepted`` on 2.0.1 (which has no such status).
 - NotifyEVChargingSchedule: kept for diagnosis, Accepted.
 - NotifyChargingLimit / ClearedChargingLimit (K12/K13): an external limit caps what we command.
-- ReportChargingProfiles (K09): collected by :class:`~csms.blocks.charging_control.ChargingControl`.
+- ReportChargingProfiles (K09): collected by :class:`~csms.services.charging_control.ChargingControl`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from csms.blocks.context import Session
 from csms.smartcharging.needs import parse_needs
-
-if TYPE_CHECKING:
-    from csms.server.session import StationSession
 
 
 def _status(reason: str, info: str) -> dict[str, Any]:
     return {"reasonCode": reason, "additionalInfo": info[:512]}
 
 
-async def notify_ev_charging_needs(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+async def notify_ev_charging_needs(s: Session, p: dict[str, Any]) -> dict[str, Any]:
     central = s.central
     evse = s.state.evse(p["evseId"])
     if evse.transaction_id is None:
@@ -47,12 +45,12 @@ async def notify_ev_charging_needs(s: StationSession, p: dict[str, Any]) -> dict
     return {"status": "NoChargingProfile" if s.version == "2.1" else "Accepted"}
 
 
-async def notify_ev_charging_schedule(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+async def notify_ev_charging_schedule(s: Session, p: dict[str, Any]) -> dict[str, Any]:
     await s.central.store.add_station_event(s.station_id, "NotifyEVChargingSchedule", s.central.now(), p)
     return {"status": "Accepted"}
 
 
-async def notify_charging_limit(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+async def notify_charging_limit(s: Session, p: dict[str, Any]) -> dict[str, Any]:
     evse_ids = [p["evseId"]] if p.get("evseId") else list(s.state.evses) or [0]
     for evse_id in evse_ids:
         s.state.evse(evse_id).external_limit = {
@@ -65,7 +63,7 @@ async def notify_charging_limit(s: StationSession, p: dict[str, Any]) -> dict[st
     return {}
 
 
-async def cleared_charging_limit(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+async def cleared_charging_limit(s: Session, p: dict[str, Any]) -> dict[str, Any]:
     evse_ids = [p["evseId"]] if p.get("evseId") else list(s.state.evses)
     for evse_id in evse_ids:
         s.state.evse(evse_id).external_limit = None
@@ -74,7 +72,7 @@ async def cleared_charging_limit(s: StationSession, p: dict[str, Any]) -> dict[s
     return {}
 
 
-async def report_charging_profiles(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+async def report_charging_profiles(s: Session, p: dict[str, Any]) -> dict[str, Any]:
     s.central.charging.on_report(s.station_id, p)
     return {}
 

@@ -16,16 +16,13 @@ import register in its TransactionEvents (energy since the first reading of the 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
+from csms.blocks.context import Central, Session
 from csms.domain.metering import latest_readings
 from csms.ocpp.errors import OcppError
-
-if TYPE_CHECKING:
-    from csms.central import CentralSystem
-    from csms.server.session import StationSession
 
 log = structlog.get_logger("csms.tariff")
 
@@ -33,13 +30,13 @@ EXTENSION = "tariffs"
 
 
 class Tariffs:
-    def __init__(self, central: CentralSystem) -> None:
+    def __init__(self, central: Central) -> None:
         self.central = central
         self._energy: dict[tuple[str, str], list[float]] = {}  # (station, tx) -> [first Wh, last Wh]
         self._pushed: dict[tuple[str, str], datetime] = {}
 
     @classmethod
-    def of(cls, central: CentralSystem) -> Tariffs:
+    def of(cls, central: Central) -> Tariffs:
         found = central.extensions.get(EXTENSION)
         if found is None:
             found = central.extensions[EXTENSION] = cls(central)
@@ -67,7 +64,7 @@ class Tariffs:
         cost = float(tariff.get("fixed_fee", 0.0)) + max(0.0, energy_wh) / 1000.0 * float(tariff["price_kwh"])
         return round(cost, 2)
 
-    def on_transaction_event(self, s: StationSession, p: dict[str, Any], response: dict[str, Any]) -> None:
+    def on_transaction_event(self, s: Session, p: dict[str, Any], response: dict[str, Any]) -> None:
         tariff = self.tariff(s.station_id)
         if tariff is None:
             return

@@ -9,17 +9,15 @@ the live EVSE state that dispatch reads.
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from csms.blocks import reservation, tariff
 from csms.blocks.authorization import token_info
+from csms.blocks.context import Session
 from csms.domain.metering import latest_readings
 
-if TYPE_CHECKING:
-    from csms.server.session import StationSession
 
-
-def _apply_live_meter(s: StationSession, evse_id: int, meter_values: list[dict[str, Any]]) -> None:
+def _apply_live_meter(s: Session, evse_id: int, meter_values: list[dict[str, Any]]) -> None:
     ts, readings = latest_readings(meter_values)
     if ts is None:
         return
@@ -32,7 +30,7 @@ def _apply_live_meter(s: StationSession, evse_id: int, meter_values: list[dict[s
     s.central.emit("meter", s.station_id, {"evse_id": evse_id, "at": ts, **readings})
 
 
-async def transaction_event(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+async def transaction_event(s: Session, p: dict[str, Any]) -> dict[str, Any]:
     central = s.central
     tx = p["transactionInfo"]
     tx_id = tx["transactionId"]
@@ -91,7 +89,7 @@ async def transaction_event(s: StationSession, p: dict[str, Any]) -> dict[str, A
     return response
 
 
-def meter_values(s: StationSession, p: dict[str, Any]) -> dict[str, Any] | Awaitable[dict[str, Any]]:
+def meter_values(s: Session, p: dict[str, Any]) -> dict[str, Any] | Awaitable[dict[str, Any]]:
     """Answered inline; only when the store's meter backlog is over its mark does the answer
     wait (in a task) until the backlog is written: backpressure instead of lost samples."""
     evse_id = p["evseId"]

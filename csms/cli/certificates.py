@@ -16,7 +16,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .remote import (
+from .commands import command_result_head
+from .maintenance import long_operation
+from .options import (
     JsonOpt,
     StationArg,
     TimeoutOpt,
@@ -24,11 +26,9 @@ from .remote import (
     UrlOpt,
     WaitOpt,
     WaitTimeoutOpt,
-    _choice,
-    _long_operation,
-    _read_text,
-    _send,
-    command_result_head,
+    choice,
+    read_text,
+    send_command,
 )
 from .render import command_result, out
 
@@ -74,9 +74,9 @@ def list_(
     as_json: JsonOpt = False,
 ) -> None:
     """The CA certificates installed on the station (GetInstalledCertificateIds)."""
-    types = [_choice(t, LIST_TYPES, "a certificate type") for t in type_ or []]
+    types = [choice(t, LIST_TYPES, "a certificate type") for t in type_ or []]
     body = {"certificate_type": types or None}
-    _send(url, token, as_json, station_id, "GetInstalledCertificateIds", body, timeout, render=_ids_table)
+    send_command(url, token, as_json, station_id, "GetInstalledCertificateIds", body, timeout, render=_ids_table)
 
 
 @certificate.command("install")
@@ -90,12 +90,12 @@ def install(
     as_json: JsonOpt = False,
 ) -> None:
     """Install a CA certificate on the station (InstallCertificate)."""
-    kind = _choice(type_, INSTALL_TYPES, "a certificate type")
-    pem = _read_text(pem_file, "PEM_FILE")
+    kind = choice(type_, INSTALL_TYPES, "a certificate type")
+    pem = read_text(pem_file, "PEM_FILE")
     if "-----BEGIN CERTIFICATE-----" not in pem:
         raise typer.BadParameter(f"{pem_file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
     body = {"certificate_type": kind, "certificate": pem}
-    _send(url, token, as_json, station_id, "InstallCertificate", body, timeout, render=command_result)
+    send_command(url, token, as_json, station_id, "InstallCertificate", body, timeout, render=command_result)
 
 
 @certificate.command("delete")
@@ -113,13 +113,13 @@ def delete(
     """Remove an installed CA certificate (DeleteCertificate)."""
     body = {
         "certificate_hash_data": {
-            "hash_algorithm": _choice(hash_algorithm, ("SHA256", "SHA384", "SHA512"), "a hash algorithm"),
+            "hash_algorithm": choice(hash_algorithm, ("SHA256", "SHA384", "SHA512"), "a hash algorithm"),
             "issuer_name_hash": issuer_name_hash,
             "issuer_key_hash": issuer_key_hash,
             "serial_number": serial,
         }
     }
-    _send(url, token, as_json, station_id, "DeleteCertificate", body, timeout, render=command_result)
+    send_command(url, token, as_json, station_id, "DeleteCertificate", body, timeout, render=command_result)
 
 
 @certificate.command("renew")
@@ -137,7 +137,7 @@ def renew(
 
     The station sends a CSR, the CSMS signs it with its station CA (security.station_ca_cert_file
     and station_ca_key_file) and the station installs it for its next connection."""
-    _long_operation(
+    long_operation(
         url=url,
         token=token,
         as_json=as_json,

@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .client import seg
-from .remote import JsonOpt, StationArg, TimeoutOpt, TokenOpt, UrlOpt, _json_file, api
+from .options import JsonOpt, StationArg, TimeoutOpt, TokenOpt, UrlOpt, api, json_file
 from .render import command_result, out, print_json, ts
 
 der = typer.Typer(no_args_is_help=True, help="OCPP 2.1 DER control: set, list, report, clear, alarms.")
@@ -60,7 +60,7 @@ def der_set(
         "control_type": control_type,
         "control_id": control_id,
         "is_default": is_default,
-        "settings": _json_file(file, "settings"),
+        "settings": json_file(file, "settings"),
     }
     with api(url, token, as_json) as client:
         params = {"timeout": timeout} if timeout else {}

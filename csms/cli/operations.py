@@ -13,12 +13,14 @@
   CostUpdated, and OCPP 2.1's SetDefaultTariff / GetTariffs / ClearTariffs / ChangeTransactionTariff;
 - ``reservation reserve ID TOKEN [--evse N] | list | show RID | cancel RID``: ReserveNow for one
   EVSE or any EVSE (H01), the reservations and their state, CancelReservation (H02).
+
+The display-message, monitor/alerts and tariff commands live in display.py, monitoring.py and
+tariffs.py; register() adds them all.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -26,20 +28,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from .client import seg
-from .remote import (
-    STATUSES,
-    JsonOpt,
-    StationArg,
-    TimeoutOpt,
-    TokenOpt,
-    UrlOpt,
-    _choice,
-    _json_file,
-    _send,
-    api,
-    parse_variable,
-)
+from .display import display
+from .id_tokens import STATUSES
+from .monitoring import alerts, monitor
+from .options import JsonOpt, StationArg, TimeoutOpt, TokenOpt, UrlOpt, api, choice, send_command
 from .render import command_result, out, print_json, styled, ts
+from .tariffs import tariff
 
 local_list = typer.Typer(no_args_is_help=True, help="The Local Authorization List: edit, push, check versions.")
 reservation = typer.Typer(no_args_is_help=True, help="Reservations: reserve an EVSE, list, cancel.")
@@ -90,7 +84,7 @@ def ll_add(
     """Add or replace an entry."""
     entry: dict[str, Any] = {"id_token": id_token, "type": type_}
     if status:
-        entry["status"] = _choice(status, STATUSES, "a status")
+        entry["status"] = choice(status, STATUSES, "a status")
     if group:
         entry["group_id"] = group
     with api(url, token, as_json) as client:
@@ -163,7 +157,7 @@ def ll_version(
     as_json: JsonOpt = False,
 ) -> None:
     """Ask the station for its list version (GetLocalListVersion; 0 = no list)."""
-    _send(url, token, as_json, station_id, "GetLocalListVersion", {}, timeout)
+    send_command(url, token, as_json, station_id, "GetLocalListVersion", {}, timeout)
 
 
 def clear_cache(
@@ -174,7 +168,7 @@ def clear_cache(
     as_json: JsonOpt = False,
 ) -> None:
     """Empty the station's authorization cache (ClearCache)."""
-    _send(url, token, as_json, station_id, "ClearCache", {}, timeout)
+    send_command(url, token, as_json, station_id, "ClearCache", {}, timeout)
 
 
 # ============================================================================ reservations
@@ -278,336 +272,6 @@ def res_cancel(
         print_json(data)
         return
     command_result(data)
-
-
-# ============================================================================ display messages
-display = typer.Typer(no_args_is_help=True, help="Messages on a station's screen: set, list, clear.")
-
-
-@display.command("set")
-def dm_set(
-    station_id: StationArg,
-    content: Annotated[str, typer.Argument(help="the text (or URI with --format URI)")],
-    message_id: Annotated[int | None, typer.Option("--id", min=0, help="replace this message id")] = None,
-    priority: Annotated[str, typer.Option(help="AlwaysFront, InFront, NormalCycle")] = "NormalCycle",
-    state: Annotated[str | None, typer.Option(help="only in this state: Charging, Idle, Faulted ...")] = None,
-    format_: Annotated[str, typer.Option("--format", help="ASCII, UTF8, URI, HTML, QRCODE (2.1)")] = "UTF8",
-    language: Annotated[str | None, typer.Option(help="e.g. en")] = None,
-    minutes: Annotated[float | None, typer.Option(min=0.1, help="remove it after this long")] = None,
-    transaction: Annotated[str | None, typer.Option(help="only during this transaction")] = None,
-    timeout: TimeoutOpt = None,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Show a message on the station (SetDisplayMessage)."""
-    body: dict[str, Any] = {
-        "id": message_id,
-        "content": content,
-        "priority": priority,
-        "state": state,
-        "format": format_,
-        "language": language,
-        "transaction_id": transaction,
-    }
-    if minutes:
-        body["end"] = (datetime.now(UTC) + timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z")
-    with api(url, token, as_json) as client:
-        params = {"timeout": timeout} if timeout else {}
-        data = client.post(f"/api/v1/stations/{seg(station_id)}/display-messages", body, **params)
-    if as_json:
-        print_json(data)
-        return
-    command_result(data)
-    out.print(f"message id {data['request']['message']['id']}")
-
-
-@display.command("list")
-def dm_list(
-    station_id: StationArg,
-    priority: Annotated[str | None, typer.Option()] = None,
-    state: Annotated[str | None, typer.Option()] = None,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """The messages the station holds (GetDisplayMessages + NotifyDisplayMessages)."""
-    with api(url, token, as_json) as client:
-        data = client.get(f"/api/v1/stations/{seg(station_id)}/display-messages", priority=priority, state=state)
-    if as_json:
-        print_json(data)
-        return
-    if not data["messages"]:
-        out.print(f"{escape(station_id)}: no display messages ({data['status']})")
-        return
-    table = Table("id", "priority", "state", "until", "message", box=None, pad_edge=False)
-    for m in data["messages"]:
-        table.add_row(
-            str(m["id"]),
-            m["priority"],
-            m.get("state") or "-",
-            ts(m.get("endDateTime")),
-            escape(m["message"]["content"]),
-        )
-    out.print(table)
-
-
-@display.command("clear")
-def dm_clear(
-    station_id: StationArg,
-    message_id: Annotated[int, typer.Argument(min=0)],
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Remove a message (ClearDisplayMessage)."""
-    with api(url, token, as_json) as client:
-        data = client.request("DELETE", f"/api/v1/stations/{seg(station_id)}/display-messages/{message_id}")
-    if as_json:
-        print_json(data)
-        return
-    command_result(data)
-
-
-# ============================================================================ monitoring
-monitor = typer.Typer(no_args_is_help=True, help="Variable monitoring: set, report, clear, base, level.")
-MONITOR_TYPES = ("UpperThreshold", "LowerThreshold", "Delta", "Periodic", "PeriodicClockAligned")
-
-
-@monitor.command("set")
-def mon_set(
-    station_id: StationArg,
-    variable: Annotated[str, typer.Argument(help="Component.Variable, e.g. ChargingStation.Power")],
-    type_: Annotated[str, typer.Option("--type", help=", ".join(MONITOR_TYPES))] = "UpperThreshold",
-    value: Annotated[float, typer.Option(help="threshold, delta, or interval in seconds")] = 0.0,
-    severity: Annotated[int, typer.Option(min=0, max=9, help="0 Danger ... 5 Alert ... 9 Debug")] = 5,
-    evse: Annotated[int | None, typer.Option(min=0, help="the component's EVSE")] = None,
-    monitor_id: Annotated[int | None, typer.Option("--id", min=0, help="replace this monitor")] = None,
-    timeout: TimeoutOpt = None,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Install a monitor (SetVariableMonitoring)."""
-    ref = parse_variable(variable)
-    ref.update(
-        {"type": _choice(type_, MONITOR_TYPES, "a monitor type"), "value": value, "severity": severity, "evse_id": evse}
-    )
-    if monitor_id is not None:
-        ref["id"] = monitor_id
-    with api(url, token, as_json) as client:
-        params = {"timeout": timeout} if timeout else {}
-        data = client.post(f"/api/v1/stations/{seg(station_id)}/monitors", {"monitors": [ref]}, **params)
-    if as_json:
-        print_json(data)
-        return
-    for r in data["response"]["setMonitoringResult"]:
-        mid = f" id {r['id']}" if "id" in r else ""
-        out.print(f"{r['component']['name']}.{r['variable']['name']} {r['type']}: {styled(r['status'])}{mid}")
-
-
-@monitor.command("list")
-def mon_list(
-    station_id: StationArg,
-    criteria: Annotated[list[str] | None, typer.Option(help="ThresholdMonitoring, DeltaMonitoring, ...")] = None,
-    component: Annotated[str | None, typer.Option()] = None,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """The station's monitors (GetMonitoringReport + NotifyMonitoringReport)."""
-    with api(url, token, as_json) as client:
-        data = client.get(f"/api/v1/stations/{seg(station_id)}/monitors", criteria=criteria, component=component)
-    if as_json:
-        print_json(data)
-        return
-    if not data["monitors"]:
-        out.print(f"{escape(station_id)}: no monitors ({data['status']})")
-        return
-    table = Table("id", "variable", "type", "value", "severity", "kind", box=None, pad_edge=False)
-    for item in data["monitors"]:
-        name = f"{item['component']['name']}.{item['variable']['name']}"
-        if "evse" in item["component"]:
-            name += f" (EVSE {item['component']['evse']['id']})"
-        for m in item["variableMonitoring"]:
-            table.add_row(
-                str(m["id"]), escape(name), m["type"], f"{m['value']:g}", str(m["severity"]),
-                m.get("eventNotificationType", "-"),
-            )  # fmt: skip
-    out.print(table)
-
-
-@monitor.command("clear")
-def mon_clear(
-    station_id: StationArg,
-    ids: Annotated[list[int], typer.Argument(help="monitor ids")],
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Remove monitors (ClearVariableMonitoring)."""
-    with api(url, token, as_json) as client:
-        data = client.request("DELETE", f"/api/v1/stations/{seg(station_id)}/monitors", params={"id": ids})
-    if as_json:
-        print_json(data)
-        return
-    for r in data["response"]["clearMonitoringResult"]:
-        out.print(f"monitor {r['id']}: {styled(r['status'])}")
-
-
-@monitor.command("base")
-def mon_base(
-    station_id: StationArg,
-    base: Annotated[str, typer.Argument(help="All, FactoryDefault, HardWiredOnly")],
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """SetMonitoringBase."""
-    choice = _choice(base, ("All", "FactoryDefault", "HardWiredOnly"), "a monitoring base")
-    _send(url, token, as_json, station_id, "SetMonitoringBase", {"monitoring_base": choice})
-
-
-@monitor.command("level")
-def mon_level(
-    station_id: StationArg,
-    severity: Annotated[int, typer.Argument(min=0, max=9)],
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """SetMonitoringLevel: report events of this severity or more severe."""
-    _send(url, token, as_json, station_id, "SetMonitoringLevel", {"severity": severity})
-
-
-def alerts(
-    station: Annotated[str | None, typer.Option(help="only this station")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Alerts raised from the stations' NotifyEvent, newest first."""
-    with api(url, token, as_json) as client:
-        rows = client.get("/api/v1/alerts", station_id=station, limit=limit)
-    if as_json:
-        print_json(rows)
-        return
-    if not rows:
-        out.print("no alerts")
-        return
-    table = Table("time", "station", "severity", "variable", "value", box=None, pad_edge=False)
-    for r in rows:
-        p = r["payload"]
-        table.add_row(
-            ts(r["timestamp"]), escape(r["station_id"]), str(p["severity"]),
-            escape(f"{p['component']['name']}.{p['variable']['name']}"), escape(str(p["actualValue"])),
-        )  # fmt: skip
-    out.print(table)
-
-
-# ============================================================================ tariffs
-tariff = typer.Typer(no_args_is_help=True, help="Tariffs and cost: central tariff, CostUpdated, 2.1 tariffs.")
-FileArg = Annotated[Path, typer.Argument(help="OCPP 2.1 TariffType as JSON (- for stdin)")]
-
-
-@tariff.command("set")
-def tariff_set(
-    station_id: StationArg,
-    currency: Annotated[str, typer.Option(help="ISO 4217, e.g. EUR")] = "EUR",
-    price_kwh: Annotated[float, typer.Option(min=0, help="price per kWh")] = 0.30,
-    fixed_fee: Annotated[float, typer.Option(min=0)] = 0.0,
-    interval: Annotated[float, typer.Option(min=1, help="seconds between CostUpdated while charging")] = 60.0,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Central cost calculation for a station: running totalCost and CostUpdated (I01/I02)."""
-    body = {"currency": currency, "price_kwh": price_kwh, "fixed_fee": fixed_fee, "cost_update_interval_s": interval}
-    with api(url, token, as_json) as client:
-        data = client.put(f"/api/v1/stations/{seg(station_id)}/tariff", body)
-    if as_json:
-        print_json(data)
-        return
-    out.print(f"{escape(station_id)}: {data['price_kwh']:g} {data['currency']}/kWh + {data['fixed_fee']:g} fixed")
-
-
-@tariff.command("show")
-def tariff_show(station_id: StationArg, url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
-    """The station's central tariff."""
-    with api(url, token, as_json) as client:
-        data = client.get(f"/api/v1/stations/{seg(station_id)}/tariff")
-    if as_json:
-        print_json(data)
-        return
-    out.print(f"{escape(station_id)}: {data['price_kwh']:g} {data['currency']}/kWh + {data['fixed_fee']:g} fixed")
-
-
-@tariff.command("cost")
-def tariff_cost(
-    station_id: StationArg,
-    transaction_id: Annotated[str, typer.Argument()],
-    total: Annotated[float, typer.Argument(min=0, help="total cost so far")],
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Show a running total cost on the station now (CostUpdated)."""
-    body = {"transaction_id": transaction_id, "total_cost": total}
-    _send(url, token, as_json, station_id, "CostUpdated", body)
-
-
-@tariff.command("default")
-def tariff_default(
-    station_id: StationArg,
-    file: FileArg,
-    evse: Annotated[int, typer.Option(min=0, help="0: every EVSE")] = 0,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Install a default tariff (SetDefaultTariff, OCPP 2.1)."""
-    body = {"evse_id": evse, "tariff": _json_file(file, "tariff")}
-    _send(url, token, as_json, station_id, "SetDefaultTariff", body)
-
-
-@tariff.command("list")
-def tariff_list(
-    station_id: StationArg,
-    evse: Annotated[int, typer.Option(min=0)] = 0,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """The tariffs installed on the station (GetTariffs, OCPP 2.1)."""
-    _send(url, token, as_json, station_id, "GetTariffs", {"evse_id": evse})
-
-
-@tariff.command("clear")
-def tariff_clear(
-    station_id: StationArg,
-    ids: Annotated[list[str] | None, typer.Option("--id", help="tariff id, repeatable")] = None,
-    evse: Annotated[int | None, typer.Option(min=0)] = None,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Remove default tariffs (ClearTariffs, OCPP 2.1)."""
-    _send(url, token, as_json, station_id, "ClearTariffs", {"tariff_ids": ids, "evse_id": evse})
-
-
-@tariff.command("change")
-def tariff_change(
-    station_id: StationArg,
-    transaction_id: Annotated[str, typer.Argument()],
-    file: FileArg,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Change the tariff of a running transaction (ChangeTransactionTariff, OCPP 2.1)."""
-    body = {"transaction_id": transaction_id, "tariff": _json_file(file, "tariff")}
-    _send(url, token, as_json, station_id, "ChangeTransactionTariff", body)
 
 
 def register(app: typer.Typer) -> None:

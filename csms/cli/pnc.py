@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -20,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .client import seg
-from .remote import JsonOpt, StationArg, TokenOpt, UrlOpt, api
+from .options import JsonOpt, StationArg, TokenOpt, UrlOpt, api, read_text
 from .render import out, print_json, styled, ts
 
 pnc = typer.Typer(no_args_is_help=True, help="ISO 15118 Plug & Charge: set-up, contract and OCSP checks, events.")
@@ -43,23 +42,16 @@ def pnc_status(url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = Fa
     out.print(f"OCSP: {len(data['ocsp_cache'])} answers cached, {data['ocsp_fetches']} requests sent")
 
 
-def _read(path: Path) -> str:
-    try:
-        return sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise typer.BadParameter(f"cannot read {path}: {exc.strerror or exc}") from None
-
-
 @pnc.command("check-contract")
 def pnc_check_contract(
-    file: Annotated[Path, typer.Argument(help="contract certificate chain, PEM, leaf first (- for stdin)")],
+    file: Annotated[Path, typer.Argument(help="contract certificate chain, PEM, leaf first")],
     emaid: Annotated[str | None, typer.Option(help="also check the chain is this eMAID's")] = None,
     url: UrlOpt = None,
     token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Check an EV contract certificate chain as Authorize does (central validation + OCSP)."""
-    body = {"certificate": _read(file), "emaid": emaid}
+    body = {"certificate": read_text(file, "certificate"), "emaid": emaid}
     with api(url, token, as_json) as client:
         data = client.post("/api/v1/pnc/contract-check", body)
     if as_json:

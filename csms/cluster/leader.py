@@ -50,7 +50,7 @@ LEDGER_MEASURANDS = ("Energy.Active.Import.Register", "Energy.Active.Export.Regi
 
 
 async def reload_meter_ledger(store: Any, ledger: Any, since: datetime) -> int:
-    """Feed ``ledger`` (the controller's :class:`~csms.dispatch.report.MeterLedger`) the energy
+    """Feed ``ledger`` (the controller's :class:`~csms.dispatch.ledger.MeterLedger`) the energy
     registers and SoCs stored since ``since``, so that a new leader's reports cover the event
     from its start, not from the takeover. Returns the number of readings."""
     rows = await store.meter_samples_since(since, LEDGER_MEASURANDS)

@@ -46,10 +46,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import structlog
 
-from csms.blocks.charging_control import NoActiveTransaction, ProfileRejected
 from csms.central import StationOffline, UnknownStation
 from csms.dispatch.planner_core import Plan
 from csms.ocpp.errors import CallErrorReceived, CallTimeout, ConnectionLost
+from csms.services.charging_control import NoActiveTransaction, ProfileRejected
 from csms.smartcharging.builder import BuilderError, PowerIntent, build_set_charging_profile
 
 if TYPE_CHECKING:

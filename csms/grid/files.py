@@ -16,8 +16,9 @@ import orjson
 import structlog
 
 from .book import EventBook
-from .intake import IntakeResult, detect_format, ingest
+from .intake import detect_format, ingest
 from .model import EventRejected
+from .results import IntakeResult
 
 log = structlog.get_logger("csms.grid.files")
 

@@ -65,8 +65,8 @@ from typing import Any
 import structlog
 
 from .book import EventBook, Submission
-from .intake import IntakeResult, Rejection
 from .model import DEFAULT_PRIORITY, EventRejected, GridEvent, UnknownEvent, is_valid_id, validate_event
+from .results import IntakeResult, Rejection
 
 log = structlog.get_logger("csms.grid.leap")
 

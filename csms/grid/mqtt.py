@@ -63,8 +63,9 @@ from csms.clock import Clock
 from csms.config import MqttSettings
 
 from .book import EventBook, Submission
-from .intake import IntakeResult, Rejection, ingest
+from .intake import ingest
 from .model import EventRejected, check_id
+from .results import IntakeResult, Rejection
 
 log = structlog.get_logger("csms.grid.mqtt")
 

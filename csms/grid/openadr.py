@@ -61,7 +61,6 @@ from typing import Any
 import structlog
 
 from .book import EventBook, Submission
-from .intake import IntakeResult, Rejection
 from .model import (
     DEFAULT_PRIORITY,
     EventRejected,
@@ -73,6 +72,7 @@ from .model import (
     parse_time,
     validate_event,
 )
+from .results import IntakeResult, Rejection
 
 log = structlog.get_logger("csms.grid.openadr")
 

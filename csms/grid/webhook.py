@@ -31,10 +31,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from .book import EventBook, Submission
-from .intake import IntakeResult, detect_format
+from .intake import detect_format
 from .leap import submit_leap
 from .model import STATUSES, EventRejected, UnknownEvent, validate_event
 from .openadr import submit_openadr
+from .results import IntakeResult
 
 router = APIRouter(prefix="/grid", tags=["grid events"])
 

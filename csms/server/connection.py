@@ -19,17 +19,16 @@ from __future__ import annotations
 
 import http
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
+from csms.config import Settings
+
 from .credentials import parse_basic_auth
 from .tls import subject_common_name
-
-if TYPE_CHECKING:
-    from csms.central import CentralSystem
 
 SUPPORTED_SUBPROTOCOLS = ("ocpp2.1", "ocpp2.0.1")
 VERSION_OF = {"ocpp2.1": "2.1", "ocpp2.0.1": "2.0.1"}
@@ -71,7 +70,19 @@ def peer_certificate(connection: ServerConnection) -> dict[str, Any] | None:
     return cert or None
 
 
-def make_process_request(central: CentralSystem):
+@runtime_checkable
+class Admission(Protocol):
+    """The handshake decisions (:class:`csms.central.CentralSystem` makes them): "ok", "unknown",
+    "unauthorized", "blocked" or "unavailable"."""
+
+    settings: Settings
+
+    async def admit(self, station_id: str, creds: tuple[str, str] | None) -> str: ...
+
+    async def admit_certificate(self, station_id: str, common_name: str | None) -> str: ...
+
+
+def make_process_request(central: Admission):
     client_certs = central.settings.security.profile == 3
 
     async def process_request(connection: ServerConnection, request: Request) -> Response | None:

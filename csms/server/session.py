@@ -8,18 +8,18 @@ what Pending allows (B02.FR.xx: device-model reads/writes, reports, TriggerMessa
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import structlog
 
+from csms import metrics
+from csms.blocks.context import Central
 from csms.domain.station import BootState, StationState
 from csms.ocpp.errors import CallError, ErrorCode, NotAllowed
 from csms.ocpp.rpc import RpcEndpoint
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection
-
-    from csms.central import CentralSystem
 
 PENDING_INBOUND = frozenset(
     {
@@ -52,12 +52,20 @@ PENDING_OUTBOUND = frozenset(
 )
 
 
+@runtime_checkable
+class SessionHost(Central, Protocol):
+    """What a session needs of the CSMS that holds it (:class:`csms.central.CentralSystem`):
+    the handler table and the frame observer, besides what the handlers use."""
+
+    handlers: dict[str, Any]
+
+    def observer_for(self, station_id: str) -> metrics.StationObserver: ...
+
+
 class StationSession:
     __slots__ = ("central", "endpoint", "log", "state", "station_id", "version", "ws")
 
-    def __init__(
-        self, central: CentralSystem, ws: ServerConnection, station_id: str, version: str, state: StationState
-    ):
+    def __init__(self, central: SessionHost, ws: ServerConnection, station_id: str, version: str, state: StationState):
         self.central = central
         self.ws = ws
         self.station_id = station_id

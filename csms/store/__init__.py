@@ -7,7 +7,8 @@ Open with ``store = await Store.open(url)``; see :mod:`csms.store.repository` fo
 from __future__ import annotations
 
 from .batch import BatchWriter, FrameLogWriter, MeterBatchWriter, TouchWriter
-from .repository import Store, create_engine, normalize_url
+from .engine import create_engine, normalize_url
+from .repository import Store
 from .rows import (
     ApiTokenRow,
     ChargingProfileRow,

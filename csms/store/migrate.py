@@ -104,7 +104,7 @@ def _cli_sync(connection: Connection, args: argparse.Namespace) -> None:
 
 
 async def _cli(args: argparse.Namespace) -> None:
-    from .repository import create_engine  # the store's engine: same pragmas, folder creation
+    from .engine import create_engine  # the store's engine: same pragmas, folder creation
 
     engine = create_engine(args.url)
     if engine.dialect.name == "sqlite":

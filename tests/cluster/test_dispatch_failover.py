@@ -24,7 +24,7 @@ import pytest
 from csms.clock import Clock
 from csms.cluster.leader import asyncpg_dsn
 from csms.demo.site import evening_fleet
-from csms.dispatch.report import COMPLETE_AFTER_S
+from csms.dispatch.ledger import COMPLETE_AFTER_S
 from csms.store.repository import Store
 from simulators import handlers as sim_handlers
 from tests.cluster.balancer import Balancer

@@ -10,16 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from csms.dispatch.report import (
-    CarRecord,
-    EventRun,
-    MeterLedger,
-    TickSample,
-    build_report,
-    perfect_foresight,
-    report_csv,
-    write_plot,
-)
+from csms.dispatch.ledger import MeterLedger
+from csms.dispatch.records import CarRecord, EventRun, TickSample
+from csms.dispatch.report import build_report, perfect_foresight
+from csms.dispatch.report_files import report_csv, write_plot
 from csms.grid.model import GridEvent
 
 T0 = datetime(2026, 8, 18, 23, 0, tzinfo=UTC)

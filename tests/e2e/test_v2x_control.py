@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from csms.blocks.charging_control import ProfileRejected
+from csms.services.charging_control import ProfileRejected
 from tests.e2e.conftest import rig, station, until
 
 

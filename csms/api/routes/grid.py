@@ -2,7 +2,7 @@
 
 A report is the JSON document the dispatch module stores per event (``Store.put_event_report``).
 The CSV is built from it: from the file named by ``csv_path`` when the report has one, else the
-interval table of :func:`csms.dispatch.report.report_csv` when the report has ``intervals``, else
+interval table of :func:`csms.dispatch.report_files.report_csv` when the report has ``intervals``, else
 from its first list of row objects (``timeline``, ``rows``, ``series``, ...), one column per key.
 The PNG is the file named by ``plot_path`` (also accepted: ``png_path``, ``plot``), relative
 paths being resolved against the data directory.
@@ -62,7 +62,7 @@ def _cell(value: Any) -> Any:
 def _report_csv(report: dict[str, Any]) -> str:
     if isinstance(report.get("intervals"), list):
         try:  # the dispatch module's own interval table (fixed columns), when it is installed
-            from csms.dispatch.report import report_csv
+            from csms.dispatch.report_files import report_csv
 
             return str(report_csv(report))
         except ImportError:

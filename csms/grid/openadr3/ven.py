@@ -54,9 +54,9 @@ import structlog
 from pydantic import ValidationError
 
 from csms.config import OpenAdr3Settings
-from csms.grid.intake import IntakeResult, Rejection
 from csms.grid.model import EventRejected, format_loc, is_valid_id, parse_time
 from csms.grid.openadr import submit_openadr
+from csms.grid.results import IntakeResult, Rejection
 
 from .client import VtnClient, VtnError, VtnRefused, VtnUnavailable, backoff_delays
 from .mapping import (

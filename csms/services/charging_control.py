@@ -22,10 +22,11 @@ import asyncio
 import itertools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, runtime_checkable
 
 import structlog
 
+from csms.blocks.context import Central
 from csms.domain.station import BootState
 from csms.ocpp.errors import OcppError
 from csms.smartcharging.builder import (
@@ -38,9 +39,6 @@ from csms.smartcharging.builder import (
 from csms.smartcharging.k01 import apply_set_charging_profile
 from csms.smartcharging.model import InstalledProfile
 from csms.smartcharging.needs import ChargingNeeds
-
-if TYPE_CHECKING:
-    from csms.central import CentralSystem
 
 log = structlog.get_logger("csms.charging")
 
@@ -91,8 +89,20 @@ _DISCOVERY_21 = [
 ]
 
 
+@runtime_checkable
+class ControlHost(Central, Protocol):
+    """What charging control needs beyond a block's view of the CSMS: whether a station is
+    reachable (here or on another node), and the typed StationOffline / UnknownStation errors."""
+
+    def reachable(self, station_id: str) -> bool: ...
+
+    def session(self, station_id: str) -> Any:
+        """The station's local session; raises StationOffline / UnknownStation."""
+        ...
+
+
 class ChargingControl:
-    def __init__(self, central: CentralSystem) -> None:
+    def __init__(self, central: ControlHost) -> None:
         self.central = central
         self.allocator = ProfileAllocator(dispatch_stack_level=central.settings.dispatch.stack_level)
         self.installed: dict[str, list[InstalledProfile]] = {}

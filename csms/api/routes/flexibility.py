@@ -22,8 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from csms.api.auth import require_read
 from csms.api.context import ApiContext, get_ctx
 from csms.api.errors import ApiError, error_responses
-
-from .settlement import METHODS, BaselineOptions, SettlementError, settlement_csv
+from csms.grid.settlement import METHODS, BaselineOptions, SettlementError, settlement_csv
 
 router = APIRouter(
     prefix="/api/v1/grid",
@@ -47,7 +46,7 @@ def _zone(tz: str) -> str:
 
 
 async def _forecast(ctx: ApiContext, hours: int, tz: str) -> Any:
-    from .forecast_store import store_forecast
+    from csms.grid.forecast_store import store_forecast
 
     ctx.store  # noqa: B018 - 503 while the store is not open
     return await store_forecast(ctx.central, ctx.central.now(), hours=hours, tz=_zone(tz))
@@ -69,7 +68,7 @@ async def get_forecast_csv(ctx: Ctx, hours: Hours = 24, tz: Tz = "UTC") -> Respo
 
 
 async def _settlement(ctx: ApiContext, request: Request, event_id: str, method: str, tz: str) -> dict[str, Any]:
-    from .meterdata import settle_event
+    from csms.grid.meterdata import settle_event
 
     book = getattr(request.app.state, "event_book", None) or ctx.event_book()
     event = book.get(event_id) if book is not None else None
