@@ -217,6 +217,12 @@ class ClusterSettings(_Section):
     leader_poll_s: float = Field(
         1.0, gt=0, le=60, description="how often a standby node tries to take the dispatch leadership"
     )
+    report_every_s: float = Field(
+        60.0,
+        gt=0,
+        description="the dispatch leader stores each running event's live report this often (simulated s), "
+        "so that a new leader restores its planned and feasible power up to then",
+    )
 
 
 class Settings(BaseSettings):

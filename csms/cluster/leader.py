@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 
 from csms.cluster import wire
 from csms.dispatch.executor import Command
+from csms.dispatch.records import TickSample
 from csms.domain.metering import latest_readings
 
 if TYPE_CHECKING:
@@ -69,6 +70,39 @@ async def reload_meter_ledger(store: Any, ledger: Any, since: datetime) -> int:
         if ts is not None:
             ledger.add(station_id, evse_id, ts, readings)
     return len(groups)
+
+
+async def restore_samples(store: Any, runs: dict[str, Any], now: datetime) -> int:
+    """Seed each running event's control-tick samples with what the previous leader last
+    stored in its report (one sample per interval that had begun before ``now``), so that a new
+    leader's report keeps the planned and feasible power and the car counts of the intervals
+    before the takeover instead of falling back to the target. Returns the samples restored."""
+    restored = 0
+    for run in runs.values():
+        row = await store.get_event_report(run.event_id)
+        if row is None:
+            continue
+        seeded: list[TickSample] = []
+        for iv in row.report.get("intervals", []):
+            start, end = datetime.fromisoformat(iv["start"]), datetime.fromisoformat(iv["end"])
+            if start >= now or iv.get("planned_kw") is None:
+                continue
+            seeded.append(
+                TickSample(
+                    at=start + (min(end, now) - start) / 2,
+                    target_kw=float(iv["target_kw"]),
+                    planned_kw=iv.get("planned_kw"),
+                    feasible_kw=iv.get("feasible_kw"),
+                    delivered_kw=float(iv.get("delivered_kw") or 0.0),
+                    cars_connected=int(iv.get("cars_connected") or 0),
+                    cars_dispatched=0,
+                    commands_total=0,
+                )
+            )
+        if seeded:
+            run.samples[:0] = seeded
+            restored += len(seeded)
+    return restored
 
 
 def command_json(cmd: Command) -> dict[str, Any]:
@@ -145,6 +179,7 @@ class DispatchLeadership:
         self.terms = 0
         self.schedules_loaded = 0
         self.readings_loaded = 0
+        self.samples_restored = 0
         self._conn: asyncpg.Connection | None = None
         self._ledger: CommandLedger | None = None
         self._flusher: asyncio.Task[None] | None = None
@@ -240,7 +275,7 @@ class DispatchLeadership:
             await asyncio.sleep(poll)
 
     async def _lead(self) -> None:
-        from csms.dispatch.controller import DispatchController
+        from csms.dispatch.controller import ControllerOptions, DispatchController
 
         loop = asyncio.get_running_loop()
         self.terms += 1
@@ -249,7 +284,8 @@ class DispatchLeadership:
         await self.book.load()  # what was submitted on other nodes up to now
         sent = {cid: command_of(c) for cid, c in (await store.dispatch_commands()).items()}
         self.schedules_loaded = len(sent)
-        controller = DispatchController(self.central, self.book, publisher=self.publisher)
+        options = ControllerOptions(report_every_s=self.node.settings.report_every_s, report_min_wall_s=1.0)
+        controller = DispatchController(self.central, self.book, publisher=self.publisher, options=options)
         self._ledger = controller.commanded = CommandLedger(sent)  # type: ignore[assignment]
         now = self.central.now()
         starts = [ev.start for ev in self.book.upcoming(now)]
@@ -257,6 +293,7 @@ class DispatchLeadership:
             since = min(starts) - timedelta(seconds=controller.options.lead_s)
             self.readings_loaded = await reload_meter_ledger(store, controller.ledger, since)
         await controller.start()
+        self.samples_restored = await restore_samples(store, controller.runs, now)
         self.controller = controller
         self.leader_since = loop.time()
         self._flusher = asyncio.create_task(self._flush_loop(), name="cluster:ledger")
@@ -266,6 +303,7 @@ class DispatchLeadership:
             events=len(controller.runs),
             schedules_held=len(sent),
             meter_readings_loaded=self.readings_loaded,
+            report_samples_restored=self.samples_restored,
         )
 
     async def _flush_loop(self) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import structlog
 
-from csms.dispatch.executor import Command, ExecutionResult, schedule_from_plan
+from csms.dispatch.executor import Command, ExecutionResult, fleet_power_matches, schedule_from_plan
 from csms.dispatch.fleet import EventTarget, TargetInterval
 from csms.dispatch.planner import diff_plans
 from csms.dispatch.planner import plan as make_plan
@@ -107,19 +107,29 @@ class Commanding:
         until = max(r.event.end for r in runs)
         for ref in list(view.cars.values()) + list(view.uncontrolled.values()):
             self._note_car(ref, now, runs)
+        # A first plan with schedules already held (a new leader that took over from the ledger):
+        # the LP has many optima, and a plan made a few seconds later may split the same fleet
+        # power differently. The held schedules stay when the cars are the same and their sum
+        # still follows the new plan's within the re-plan tolerance; otherwise a car's schedule is
+        # re-sent only where it differs from what it holds by more than that tolerance.
+        adopted = self.plan is None and bool(self.commanded)
         changed = (
             set(view.cars) if self.plan is None else diff_plans(self.plan, new_plan, self.options.diff_tol_kw, now=now)
         )
+        hold_tol_w = self.options.diff_tol_kw * 1000.0 if adopted else 1.0
         refresh = self.options.refresh_before_s or 2 * self.interval_s
         to_send: list[Command] = []
+        planned: dict[str, Command] = {}
+        stale: set[str] = set()
         for cid, ref in view.cars.items():
             prev = self.commanded.get(cid)
-            stale = (
+            if (
                 prev is not None
                 and prev.until < until - timedelta(seconds=1)
                 and (prev.until - now).total_seconds() <= refresh
-            )
-            if not (cid in changed or prev is None or stale):
+            ):
+                stale.add(cid)
+            if not (cid in changed or prev is None or cid in stale):
                 continue
             compiled = schedule_from_plan(
                 new_plan,
@@ -132,9 +142,14 @@ class Commanding:
             if compiled is None:
                 continue
             cmd = Command(cid, ref.station_id, ref.evse_id, now, tuple(compiled[0]), compiled[1])
-            if cmd.same_schedule(prev, from_=now):
-                continue
-            to_send.append(cmd)
+            planned[cid] = cmd
+            if cid in stale or prev is None or not cmd.same_schedule(prev, from_=now, tol_w=hold_tol_w):
+                to_send.append(cmd)
+        if adopted and to_send and set(self.commanded) == set(view.cars) == set(planned):
+            tol_w = hold_tol_w + self.options.quantum_w * len(planned)  # each car's schedule is rounded
+            if fleet_power_matches(list(self.commanded.values()), list(planned.values()), from_=now, tol_w=tol_w):
+                reasons["held schedules kept"] += 1
+                to_send = [c for c in to_send if c.car_id in stale]
         # claims follow the planned cars; cars dropped from the plan but still there get their profile cleared
         planned_evses = view.evses()
         for key in planned_evses - self.claimed:

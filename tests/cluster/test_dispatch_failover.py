@@ -213,6 +213,9 @@ async def test_dispatch_survives_losing_its_leader(
         assert all(a["end"] == b["start"] for a, b in itertools.pairwise(intervals))  # no gap
         print("5-minute intervals before the kill, delivered kW:", [iv["delivered_kw"] for iv in before])
         assert all(iv["delivered_kw"] > 0.5 * iv["target_kw"] for iv in before), before
+        # and keeps what the old leader planned for them (restored from its last stored report)
+        assert view["dispatch_report_samples_restored"] >= 1
+        assert all(iv["planned_kw"] is not None and iv["cars_connected"] > 0 for iv in before), before
         done = [iv for iv in intervals if iv["complete"]]
         ratio = sum(iv["delivered_kw"] for iv in done) / sum(iv["feasible_kw"] for iv in done)
         print(

@@ -490,6 +490,35 @@ async def test_controller_replans_on_revision_departure_and_rejection(tmp_path: 
             await ctl.stop()
 
 
+async def test_a_controller_taking_over_keeps_the_schedules_stations_hold(tmp_path: Path) -> None:
+    """A new controller (a cluster's new dispatch leader) starts from the schedules last sent: its
+    first plan re-sends a car's schedule only where it differs by more than the re-plan tolerance."""
+    async with site(tmp_path, epoch=T0 - timedelta(minutes=5)) as s:
+        for sid in ("A", "B", "C"):
+            await s.add(sid)
+        ctl = await _controller(s)
+        await ctl.book.submit(_event(kw=20.0))
+        await _until(lambda: len(ctl.commanded) == 3)
+        held = dict(ctl.commanded)
+        await ctl.stop()  # the stations keep their profiles, as when a leader's node dies
+        sent = sum(s.calls[sid] for sid in ("A", "B", "C"))
+        await asyncio.sleep(0.5)  # the clock moves on: the new plan starts later and differs by a few W
+
+        new = DispatchController(s.central, options=ControllerOptions(debounce_s=0.0, write_files=False))
+        new.commanded = dict(held)
+        await new.start()
+        try:
+            await _until(lambda: new.plan is not None)
+            await asyncio.sleep(0.3)
+            assert sum(s.calls[sid] for sid in ("A", "B", "C")) == sent  # nothing re-sent
+            assert new.commanded == held
+            # a real change still goes out at once
+            await new.book.submit(_event(kw=10.0, revision=1))
+            await _until(lambda: sum(s.calls[sid] for sid in ("A", "B", "C")) > sent)
+        finally:
+            await new.stop()
+
+
 async def test_test_event_validates_everything_and_sends_nothing(tmp_path: Path) -> None:
     async with site(tmp_path, epoch=T0 - timedelta(minutes=5)) as s:
         for sid in ("A", "B"):

@@ -30,6 +30,9 @@ class ClusterView(BaseModel):
     dispatch_schedules_loaded: int = Field(
         0, description="schedules already sent, loaded from PostgreSQL when this node took the leadership"
     )
+    dispatch_report_samples_restored: int = Field(
+        0, description="control-tick samples of running events restored from the previous leader's stored report"
+    )
     stations_held: int = 0
     commands_forwarded: int = 0
     commands_served: int = 0
@@ -69,6 +72,7 @@ async def cluster_view(ctx: Ctx) -> ClusterView:
         dispatch_terms=getattr(lead, "terms", 0),
         dispatch_events=sorted(controller.runs) if controller is not None else [],
         dispatch_schedules_loaded=getattr(lead, "schedules_loaded", 0),
+        dispatch_report_samples_restored=getattr(lead, "samples_restored", 0),
         stations_held=len(node.registry.mine),
         commands_forwarded=node.forwarder.forwarded,
         commands_served=node.forwarder.served,
