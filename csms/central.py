@@ -39,6 +39,7 @@ from csms.services.certificate_renewal import CertificateRenewal
 from csms.services.charging_control import ChargingControl
 from csms.store.repository import Store
 from csms.store.rows import StationRow
+from csms.store.statuses import write_connector_statuses
 
 log = structlog.get_logger("csms.central")
 
@@ -92,6 +93,7 @@ class CentralSystem:
         self._meta: dict[str, dict[str, Any]] = {}
         self._blocked: set[str] = set()
         self._registry_rev = 0
+        self._registry_gen: dict[str, int] = {}  # bumped whenever a station's cached registration changes
         self._registry_task: asyncio.Task[None] | None = None
         self._verified = credentials.VerifiedCache()
         self._listeners: list[Listener] = []
@@ -202,6 +204,7 @@ class CentralSystem:
     def _apply_registration(self, row: StationRow) -> None:
         """Take a station's registration (credentials, boot policy, meta, blocked) into the cache."""
         sid = row.id
+        self._registry_gen[sid] = self._registry_gen.get(sid, 0) + 1
         if self._passwords.get(sid, _MISSING) != row.password_hash:
             self._verified.forget(sid)
         self._passwords[sid] = row.password_hash
@@ -213,6 +216,7 @@ class CentralSystem:
             self._blocked.discard(sid)
 
     def _forget_registration(self, station_id: str) -> None:
+        self._registry_gen[station_id] = self._registry_gen.get(station_id, 0) + 1
         for table in (self._passwords, self._policy, self._meta):
             table.pop(station_id, None)
         self._blocked.discard(station_id)
@@ -253,8 +257,11 @@ class CentralSystem:
         if not changes:
             return 0
         ids = list(dict.fromkeys(c.station_id for c in changes))
+        seen = {sid: self._registry_gen.get(sid, 0) for sid in ids}
         rows = {row.id: row for row in await self.store.get_stations(ids)}
         for sid in ids:
+            if self._registry_gen.get(sid, 0) != seen[sid]:
+                continue  # registered here while the rows were read: that is newer than this read
             row = rows.get(sid)
             if row is None:
                 if sid in self._passwords:
@@ -354,21 +361,28 @@ class CentralSystem:
             await self.register_station(station_id, creds[1], boot_policy="pending")
             log.info("station auto-registered (Pending until an operator accepts it)", station=station_id)
             return "ok"
-        verdict = self._check_password(station_id, creds)
+        verdict = await self._check_password(station_id, creds)
         if verdict == "ok" and station_id in self._blocked:
             log.warning("blocked station refused", station=station_id)
             return "blocked"
         return verdict
 
-    def _check_password(self, station_id: str, creds: tuple[str, str] | None) -> str:
-        stored = self._passwords[station_id]
+    async def _check_password(self, station_id: str, creds: tuple[str, str] | None) -> str:
+        stored = self._passwords.get(station_id, _MISSING)
+        if stored is _MISSING:  # removed from the registry meanwhile
+            return "unknown"
         if stored is None:
             return "ok" if creds is None or creds[0] == station_id else "unauthorized"
         if creds is None or creds[0] != station_id:
             return "unauthorized"
         if self._verified.hit(station_id, creds[1], stored):
             return "ok"
-        if credentials.verify_password(creds[1], stored):
+        # PBKDF2 is CPU work by design: off the event loop, so a reconnect storm does not stall
+        # every connected station's frames
+        ok = await asyncio.to_thread(credentials.verify_password, creds[1], stored)
+        if self._passwords.get(station_id, _MISSING) != stored:  # credentials changed meanwhile
+            return await self._check_password(station_id, creds)
+        if ok:
             self._verified.remember(station_id, creds[1], stored)
             return "ok"
         log.warning("station failed authentication", station=station_id)
@@ -537,8 +551,9 @@ class CentralSystem:
 
     async def _write_statuses(self, batch: Batch) -> None:
         assert self.store is not None
-        for (sid, evse_id, connector_id), fields in batch:
-            await self.store.set_connector_status(sid, evse_id, connector_id, fields["status"], fields["at"])
+        await write_connector_statuses(
+            self.store, [(sid, evse, connector, f["status"], f["at"]) for (sid, evse, connector), f in batch]
+        )
 
     def background(self, coro: Any) -> asyncio.Task[Any]:
         """Run a coroutine without blocking the caller; failures are logged, never lost silently."""

@@ -31,10 +31,11 @@ class StationObserver:
         self.clock = clock
         self.debug_log = debug_log
 
-    def frame(self, direction: str, text: str) -> None:
+    def frame(self, direction: str, text: str | bytes) -> None:
         self.frame_log(self.station_id, direction, text, self.clock.now())
         if self.debug_log is not None:
-            self.debug_log.debug("frame", direction=direction, frame=text)
+            shown = text.decode(errors="replace") if isinstance(text, bytes) else text
+            self.debug_log.debug("frame", direction=direction, frame=shown)
 
     def call_in(self, action: str) -> None:
         child = _IN.get(action)

@@ -18,6 +18,7 @@ from csms.smartcharging.k01 import (
     rejection_response,
 )
 from csms.smartcharging.model import (
+    ChargingProfile,
     ChargingProfileKind,
     ChargingProfilePurpose,
     InstalledProfile,
@@ -46,15 +47,7 @@ def check_tx_profile_for(st: Firmware, evse: Evse, profile: dict[str, Any], now_
     active = st_active_transactions(st)
     if tx is not None:
         active[evse.id] = tx.id
-    violations = check_set_charging_profile(
-        request,
-        version=st.version,  # type: ignore[arg-type]
-        limits=station_limits(st),
-        installed=st.profiles,
-        active_transactions=active,
-        now=_dt(now_t),
-    )
-    return violations + _firmware_checks(st, request)
+    return _check_profile_request(st, request, active, now_t)[0]
 
 
 def install_tx_profile_from_remote_start(st: Firmware, evse: Evse, profile: dict[str, Any], now_t: float) -> None:
@@ -94,13 +87,33 @@ def st_active_transactions(st: Firmware) -> dict[int, str]:
     return {i: e.tx.id for i, e in st.evses.items() if e.tx is not None and not e.tx.ended}
 
 
-def _firmware_checks(st: Firmware, request: dict[str, Any]) -> list[Violation]:
+def _check_profile_request(
+    st: Firmware, request: dict[str, Any], active: dict[int, str], now_t: float
+) -> tuple[list[Violation], tuple[int, ChargingProfile] | None]:
+    """K01 and this firmware's own rules for a SetChargingProfile request, parsed once; returns
+    the violations and the parsed (evseId, profile) to install (None if it does not parse)."""
+    try:
+        parsed: tuple[int, ChargingProfile] | None = parse_set_charging_profile(request)
+    except ModelError:
+        parsed = None  # check_set_charging_profile reports it as a FormatViolation
+    violations = check_set_charging_profile(
+        request,
+        version=st.version,  # type: ignore[arg-type]
+        limits=station_limits(st),
+        installed=st.profiles,
+        active_transactions=active,
+        now=_dt(now_t),
+        parsed=parsed,
+    )
+    if parsed is not None:
+        violations += _firmware_checks(st, parsed)
+    return violations, parsed
+
+
+def _firmware_checks(st: Firmware, parsed: tuple[int, ChargingProfile]) -> list[Violation]:
     """Rules beyond K01 that this firmware applies (documented in simulators/README.md)."""
     out: list[Violation] = []
-    try:
-        evse_id, profile = parse_set_charging_profile(request)
-    except ModelError:
-        return out
+    evse_id, profile = parsed
     if st.version == "2.0.1":
         for i, sched in enumerate(profile.schedules):
             for j, period in enumerate(sched.periods):
@@ -135,21 +148,13 @@ async def set_charging_profile(st: Firmware, p: dict[str, Any]) -> dict[str, Any
             "statusInfo": status_info("SmartChargingOff", "SmartChargingCtrlr.Enabled is false"),
         }
     now_t = st.now_t()
-    violations = check_set_charging_profile(
-        p,
-        version=st.version,  # type: ignore[arg-type]
-        limits=station_limits(st),
-        installed=st.profiles,
-        active_transactions=st_active_transactions(st),
-        now=_dt(now_t),
-    )
-    violations += _firmware_checks(st, p)
+    violations, parsed = _check_profile_request(st, p, st_active_transactions(st), now_t)
     if violations:
         st.log.info("SetChargingProfile rejected", reason=violations[0].code, info=violations[0].message)
         return rejection_response(violations, st.version)  # type: ignore[arg-type]
     for evse in st.evses.values():
         st._advance(evse, now_t)
-    st.profiles = apply_set_charging_profile(p, st.profiles)
+    st.profiles = apply_set_charging_profile(p, st.profiles, parsed=parsed)
     st.wake()
     return {"status": "Accepted"}
 
@@ -283,20 +288,12 @@ async def update_dynamic_schedule(st: Firmware, p: dict[str, Any]) -> dict[str, 
             if key != "customData":
                 period[key] = value
     prof["dynUpdateTime"] = _ts(now_t)
-    violations = check_set_charging_profile(
-        request,
-        version=st.version,  # type: ignore[arg-type]
-        limits=station_limits(st),
-        installed=st.profiles,
-        active_transactions=st_active_transactions(st),
-        now=_dt(now_t),
-    )
-    violations += _firmware_checks(st, request)
+    violations, parsed = _check_profile_request(st, request, st_active_transactions(st), now_t)
     if violations:
         return rejection_response(violations, st.version)  # type: ignore[arg-type]
     for evse in st.evses.values():
         st._advance(evse, now_t)
-    st.profiles = apply_set_charging_profile(request, st.profiles)
+    st.profiles = apply_set_charging_profile(request, st.profiles, parsed=parsed)
     st.wake()
     return {"status": "Accepted"}
 

@@ -9,6 +9,8 @@ from csms.blocks import local_auth_list, monitoring
 from csms.blocks.context import Session
 from csms.clock import parse_rfc3339, to_rfc3339
 from csms.domain.station import BootState
+from csms.store.payloads import parse_report_data
+from csms.store.types import utcnow
 
 _STATUS = {"accept": BootState.ACCEPTED, "pending": BootState.PENDING, "reject": BootState.REJECTED}
 
@@ -61,25 +63,11 @@ def status_notification(s: Session, p: dict[str, Any]) -> dict[str, Any]:
 
 
 async def notify_report(s: Session, p: dict[str, Any]) -> dict[str, Any]:
-    rows = []
-    for item in p.get("reportData", []):
-        comp, var = item["component"], item["variable"]
-        for attr in item.get("variableAttribute", []):
-            rows.append(
-                {
-                    "component": comp["name"],
-                    "component_instance": comp.get("instance", ""),
-                    "evse_id": comp.get("evse", {}).get("id", -1),
-                    "connector_id": comp.get("evse", {}).get("connectorId", -1),
-                    "variable": var["name"],
-                    "variable_instance": var.get("instance", ""),
-                    "attribute_type": attr.get("type", "Actual"),
-                    "value": attr.get("value"),
-                    "characteristics": item.get("variableCharacteristics"),
-                }
-            )
+    # flattened once, by the store's parser (which keeps each attribute's mutability, persistent
+    # and constant flags next to the variableCharacteristics); the event carries the same rows
+    rows = parse_report_data(s.station_id, p.get("reportData", ()), utcnow())
     if rows:
-        await s.central.store.upsert_variables(s.station_id, rows)
+        await s.central.store.write_variable_rows(rows)
     s.central.emit(
         "report",
         s.station_id,

@@ -35,7 +35,7 @@ async def sign_certificate(s: Session, p: dict[str, Any]) -> dict[str, Any]:
                 "NoSigningCA",
                 "this CSMS has no station CA configured (security.station_ca_cert_file / station_ca_key_file)",
             )
-        csr = check_csr(p["csr"], s.station_id, cert_type)
+        csr = await asyncio.to_thread(check_csr, p["csr"], s.station_id, cert_type)  # signature check: CPU
     except CertificateError as exc:
         s.log.warning("SignCertificate rejected", reason=exc.message)
         await _record(s, "SignCertificate", {"status": "Rejected", "certificateType": cert_type, "error": exc.message})
@@ -51,7 +51,7 @@ async def _issue(s: Session, csr: x509.CertificateSigningRequest, cert_type: str
     assert ca is not None
     # certificates live on the wall clock (TLS checks them against it), not on the CSMS's
     # possibly accelerated simulation clock
-    leaf = ca.sign(csr, datetime.now(UTC), s.central.settings.security.station_cert_days)
+    leaf = await asyncio.to_thread(ca.sign, csr, datetime.now(UTC), s.central.settings.security.station_cert_days)
     facts: dict[str, Any] = {"certificateType": cert_type, **describe(leaf)}
     try:
         reply = await s.central.call(

@@ -64,12 +64,16 @@ class Tariffs:
         cost = float(tariff.get("fixed_fee", 0.0)) + max(0.0, energy_wh) / 1000.0 * float(tariff["price_kwh"])
         return round(cost, 2)
 
-    def on_transaction_event(self, s: Session, p: dict[str, Any], response: dict[str, Any]) -> None:
+    def on_transaction_event(
+        self, s: Session, p: dict[str, Any], response: dict[str, Any], readings: dict[str, float] | None = None
+    ) -> None:
+        """``readings``: the event's live meter readings, when the caller has read its meterValue."""
         tariff = self.tariff(s.station_id)
         if tariff is None:
             return
         key = (s.station_id, p["transactionInfo"]["transactionId"])
-        _, readings = latest_readings(p.get("meterValue", []))
+        if readings is None:
+            _, readings = latest_readings(p.get("meterValue", []))
         wh = readings.get("energy_import_wh")
         span = self._energy.get(key)
         if wh is not None:

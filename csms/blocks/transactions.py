@@ -14,16 +14,18 @@ from typing import Any
 from csms.blocks import reservation, tariff
 from csms.blocks.authorization import token_info
 from csms.blocks.context import Session
-from csms.domain.metering import latest_readings
+from csms.domain.metering import MeterRead
+from csms.store.payloads import read_wire_meter_values
 
 
-def _apply_live_meter(s: Session, evse_id: int, meter_values: list[dict[str, Any]]) -> None:
-    ts, readings = latest_readings(meter_values)
+def _apply_live_meter(s: Session, evse_id: int, read: MeterRead) -> None:
+    ts = read.at
     if ts is None:
         return
     evse = s.state.evse(evse_id)
     if evse.metered_at is not None and ts < evse.metered_at:
         return
+    readings = read.readings
     for field, value in readings.items():
         setattr(evse, field, value)
     evse.metered_at = ts
@@ -35,7 +37,12 @@ async def transaction_event(s: Session, p: dict[str, Any]) -> dict[str, Any]:
     tx = p["transactionInfo"]
     tx_id = tx["transactionId"]
     evse_id = (p.get("evse") or {}).get("id")
-    inserted, row = await central.store.apply_transaction_event(s.station_id, p)
+    # the schema validated p (the store checks only what it leaves open), and its meterValue is
+    # walked once: the store queues these rows, the live state and the tariff read the readings
+    read = read_wire_meter_values(s.station_id, 0, tx_id, p["meterValue"]) if p.get("meterValue") else None
+    inserted, row = await central.store.apply_transaction_event(
+        s.station_id, p, validated=True, meter_rows=read.rows if read is not None else None
+    )
     response: dict[str, Any] = {}
     allowed = None
     if "idToken" in p:
@@ -71,9 +78,9 @@ async def transaction_event(s: Session, p: dict[str, Any]) -> dict[str, Any]:
             # token first seen here) learns its V2X permission by NotifyAllowedEnergyTransfer
             evse.allowed_energy_transfer = allowed
             central.background(central.charging.set_allowed_energy_transfer(s.station_id, tx_id, allowed))
-        if p.get("meterValue") and not p.get("offline", False):
-            _apply_live_meter(s, evse_id, p["meterValue"])
-    tariff.Tariffs.of(central).on_transaction_event(s, p, response)
+        if read is not None and not p.get("offline", False):
+            _apply_live_meter(s, evse_id, read)
+    tariff.Tariffs.of(central).on_transaction_event(s, p, response, read.readings if read is not None else {})
     central.emit(
         "transaction",
         s.station_id,
@@ -96,9 +103,11 @@ def meter_values(s: Session, p: dict[str, Any]) -> dict[str, Any] | Awaitable[di
     evse = s.state.evses.get(evse_id)
     tx_id = evse.transaction_id if evse is not None else None
     store = s.central.store
-    store.add_meter_values(s.station_id, evse_id, tx_id, p["meterValue"])
+    # one walk: the rows the store writes and the live readings come from the same conversion
+    read = read_wire_meter_values(s.station_id, evse_id, tx_id, p["meterValue"])
+    store.meters.add_rows(read.rows)
     if evse_id > 0:
-        _apply_live_meter(s, evse_id, p["meterValue"])
+        _apply_live_meter(s, evse_id, read)
     backlog = store.meters.room()
     return {} if backlog is None else _answer_after(backlog)
 

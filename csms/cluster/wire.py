@@ -70,7 +70,13 @@ def call_failure(exc: Exception) -> bytes:
         case CallErrorReceived():
             fields = {"action": exc.action, "code": exc.code, "description": exc.description, "details": exc.details}
         case InvalidPayload():
-            fields = {"action": exc.action, "code": str(exc.code), "message": exc.message}
+            fields = {
+                "action": exc.action,
+                "code": str(exc.code),
+                "message": exc.message,
+                "path": exc.path,
+                "request": exc.request,
+            }
         case NotAllowed() | ConnectionLost():
             fields = {"message": str(exc)}
         case _:
@@ -99,7 +105,13 @@ def call_outcome(data: bytes) -> dict[str, Any]:
         case "CallErrorReceived":
             raise CallErrorReceived(f["action"], f["code"], f["description"], f["details"] or {})
         case "InvalidPayload":
-            raise InvalidPayload(f["action"], ErrorCode(f["code"]), f["message"])
+            raise InvalidPayload(
+                f["action"],
+                ErrorCode(f["code"]),
+                f["message"],
+                path=f.get("path") or "",
+                request=bool(f.get("request")),
+            )
         case "NotAllowed":
             raise NotAllowed(f["message"])
         case "ConnectionLost":

@@ -13,6 +13,7 @@ from csms import metrics
 from csms.dispatch.planner_core import Plan
 from csms.dispatch.records import EventRun, TickSample
 from csms.dispatch.report import build_report
+from csms.dispatch.state import ControllerState
 
 log = structlog.get_logger("csms.dispatch")
 
@@ -23,7 +24,7 @@ def target_at(event: Any, t: datetime) -> float:
     return float(hit[1].target_kw) if hit is not None else 0.0
 
 
-class ClosedLoop:
+class ClosedLoop(ControllerState):
     """The controller's tick: measure, record, compare with the plan (mixed into the controller)."""
 
     # ------------------------------------------------------------------ the closed loop

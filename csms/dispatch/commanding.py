@@ -19,13 +19,14 @@ from csms.dispatch.planner import plan as make_plan
 from csms.dispatch.planner_core import Plan
 from csms.dispatch.records import CarRecord, EventRun
 from csms.dispatch.snapshot import CarRef, FleetView, build_snapshot, car_id_for
+from csms.dispatch.state import ControllerState
 
 log = structlog.get_logger("csms.dispatch")
 
 DISCHARGE_REFUSALS = frozenset({"NoBPTAllowed", "CannotDischarge", "UnsupportedRateUnit", "UnsupportedOperationMode"})
 
 
-class Commanding:
+class Commanding(ControllerState):
     """Plan and command the fleet (mixed into the controller)."""
 
     # ------------------------------------------------------------------ planning and commands

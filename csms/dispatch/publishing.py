@@ -18,11 +18,12 @@ from csms.dispatch.ledger import COMPLETE_AFTER_S, INTERVAL_S
 from csms.dispatch.records import EventRun, TickSample
 from csms.dispatch.report import build_report, interval_grid, perfect_foresight
 from csms.dispatch.report_files import report_csv, write_plot
+from csms.dispatch.state import ControllerState
 
 log = structlog.get_logger("csms.dispatch")
 
 
-class Publishing:
+class Publishing(ControllerState):
     """Publish status and deliveries, write the event reports (mixed into the controller)."""
 
     # ------------------------------------------------------------------ outputs
@@ -109,8 +110,7 @@ class Publishing:
             except Exception as exc:
                 log.warning("report plot failed", event_id=run.event_id, error=str(exc))
             try:
-                base.mkdir(parents=True, exist_ok=True)
-                csv_path.write_text(report_csv(report), encoding="utf-8")
+                await asyncio.to_thread(_write_text, csv_path, report_csv(report))
                 report["csv_path"] = str(csv_path)
             except OSError as exc:
                 log.warning("report CSV failed", event_id=run.event_id, error=str(exc))
@@ -144,3 +144,9 @@ class Publishing:
                 if evse is not None and evse.transaction_id == rec.transaction_id:
                     out[cid] = (evse.soc, evse.metered_at)
         return out
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Off the event loop, like the plot."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")

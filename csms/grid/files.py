@@ -9,6 +9,7 @@ the first two planned. (Leap and OpenADR documents are mapped and checked on sub
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,7 @@ async def load_file(
     """Submit every document of ``path``. With ``all_or_nothing`` (default) a refused canonical
     event raises :class:`EventRejected` before anything is submitted; otherwise refusals are
     collected in the result and the other documents still go in."""
-    docs = read_events_file(path)
+    docs = await asyncio.to_thread(read_events_file, path)  # file I/O and parsing off the event loop
     if not docs:
         return IntakeResult(notes=[f"{path}: no events"])
     if all_or_nothing:

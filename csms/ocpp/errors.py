@@ -64,13 +64,16 @@ class ConnectionLost(OcppError):
 
 
 class InvalidPayload(OcppError):
-    """An outbound payload failed schema validation (our bug, or bad operator input)."""
+    """A payload failed schema validation: our outbound request (``request=True``: our bug, or
+    bad operator input; ``path`` names the field) or the peer's response."""
 
-    def __init__(self, action: str, code: ErrorCode, message: str):
+    def __init__(self, action: str, code: ErrorCode, message: str, *, path: str = "", request: bool = False):
         super().__init__(f"{action}: {code}: {message}")
         self.action = action
         self.code = code
         self.message = message
+        self.path = path
+        self.request = request
 
 
 class NotAllowed(OcppError):

@@ -151,20 +151,45 @@ def _parse_response(frame: list[Any], mtype: int) -> CallResult | CallErrorFrame
     return CallErrorFrame(mid, frame[2], frame[3], details, result_error=mtype == MessageType.CALLRESULTERROR)
 
 
-def _dumps(obj: Any) -> str:
-    return orjson.dumps(obj).decode()
+# Frames are built as UTF-8 bytes (what orjson produces and what goes on the wire): the RPC
+# endpoint sends them as text frames as they are (websockets' ``send(data, text=True)``), with no
+# bytes -> str -> bytes round trip. The ``str`` builders are for code that wants text.
+
+
+def call_frame_utf8(message_id: str, action: str, payload: dict[str, Any]) -> bytes:
+    return orjson.dumps([2, message_id, action, payload])
+
+
+def send_frame_utf8(message_id: str, action: str, payload: dict[str, Any]) -> bytes:
+    return orjson.dumps([6, message_id, action, payload])
+
+
+def result_frame_utf8(message_id: str, payload: dict[str, Any]) -> bytes:
+    return orjson.dumps([3, message_id, payload])
+
+
+def error_frame_utf8(
+    message_id: str,
+    code: str,
+    description: str = "",
+    details: dict[str, Any] | None = None,
+    *,
+    result_error: bool = False,
+) -> bytes:
+    mtype = MessageType.CALLRESULTERROR if result_error else MessageType.CALLERROR
+    return orjson.dumps([int(mtype), message_id, str(code), description[:MAX_DESCRIPTION_LEN], details or {}])
 
 
 def call_frame(message_id: str, action: str, payload: dict[str, Any]) -> str:
-    return _dumps([2, message_id, action, payload])
+    return call_frame_utf8(message_id, action, payload).decode()
 
 
 def send_frame(message_id: str, action: str, payload: dict[str, Any]) -> str:
-    return _dumps([6, message_id, action, payload])
+    return send_frame_utf8(message_id, action, payload).decode()
 
 
 def result_frame(message_id: str, payload: dict[str, Any]) -> str:
-    return _dumps([3, message_id, payload])
+    return result_frame_utf8(message_id, payload).decode()
 
 
 def error_frame(
@@ -175,5 +200,4 @@ def error_frame(
     *,
     result_error: bool = False,
 ) -> str:
-    mtype = MessageType.CALLRESULTERROR if result_error else MessageType.CALLERROR
-    return _dumps([int(mtype), message_id, str(code), description[:MAX_DESCRIPTION_LEN], details or {}])
+    return error_frame_utf8(message_id, code, description, details, result_error=result_error).decode()

@@ -39,6 +39,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
+import orjson
 import structlog
 
 from . import schemas
@@ -57,11 +58,11 @@ from .frames import (
     FrameError,
     MessageType,
     Send,
-    call_frame,
-    error_frame,
+    call_frame_utf8,
+    error_frame_utf8,
     parse_frame,
-    result_frame,
-    send_frame,
+    result_frame_utf8,
+    send_frame_utf8,
 )
 
 log = structlog.get_logger("csms.rpc")
@@ -90,7 +91,10 @@ def _is_async(handler: Any) -> bool:
 class RpcObserver(Protocol):
     """Hooks for metrics; every method must be cheap and never raise."""
 
-    def frame(self, direction: str, text: str) -> None: ...
+    def frame(self, direction: str, text: str | bytes) -> None: ...
+
+    """``text``: the received text, or the UTF-8 bytes of a frame we send."""
+
     def call_in(self, action: str) -> None: ...
     def call_out(self, action: str, seconds: float, outcome: str) -> None: ...
     def error_sent(self, code: str) -> None: ...
@@ -123,6 +127,7 @@ class RpcEndpoint:
         "pipeline",
         "queue_timeout",
         "send_text",
+        "send_utf8",
         "validate",
         "version",
     )
@@ -140,11 +145,15 @@ class RpcEndpoint:
         validate: bool = True,
         observer: RpcObserver | None = None,
         pipeline: int = 0,
+        send_utf8: Callable[[bytes], Awaitable[None]] | None = None,
     ) -> None:
         if version not in schemas.VERSIONS:
             raise ValueError(f"unsupported OCPP version {version!r}")
         self.version = version
         self.send_text = send
+        # ``send_utf8``: sends UTF-8 bytes as a text frame as they are (websockets:
+        # ``partial(ws.send, text=True)``); without it each frame is decoded for ``send``
+        self.send_utf8 = send_utf8
         self.handlers = handlers
         self.context = context
         self.identity = identity
@@ -162,7 +171,7 @@ class RpcEndpoint:
         self.pipeline = pipeline
         self._serving: str | None = None  # message id of the peer's CALL being handled (async)
         self._backlog: collections.deque[tuple[Call, int]] | None = None  # CALLs waiting behind it
-        self._answered: dict[str, tuple[int, str]] = {}  # id -> (hash of the CALL text, answer)
+        self._answered: dict[str, tuple[int, bytes]] = {}  # id -> (hash of the CALL text, answer)
 
     # ------------------------------------------------------------------ inbound
     async def feed(self, text: str | bytes) -> None:
@@ -199,7 +208,7 @@ class RpcEndpoint:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    def _start(self, call: Call, key: int) -> str | None:
+    def _start(self, call: Call, key: int) -> bytes | None:
         """Handle a CALL: the answer frame to send, or None when an async handler now runs in a
         task (which sends the answer itself)."""
         try:
@@ -222,13 +231,13 @@ class RpcEndpoint:
         self._remember(call.message_id, key, text)
         return text
 
-    def _remember(self, message_id: str, key: int, text: str) -> None:
+    def _remember(self, message_id: str, key: int, text: bytes) -> None:
         answered = self._answered
         answered[message_id] = (key, text)
         if len(answered) > REPLAY_WINDOW:
             del answered[next(iter(answered))]
 
-    def _pipelined(self, call: Call, key: int) -> str | None:
+    def _pipelined(self, call: Call, key: int) -> bytes | None:
         """A CALL that arrived while the peer's previous CALL is still being handled."""
         mid = call.message_id
         backlog = self._backlog
@@ -319,7 +328,7 @@ class RpcEndpoint:
             self.inbound_guard(action)
         return handler
 
-    def _result(self, call: Call, response: dict[str, Any] | None) -> str:
+    def _result(self, call: Call, response: dict[str, Any] | None) -> bytes:
         """The CALLRESULT frame for a handler's response, validated."""
         if response is None:
             response = {}
@@ -331,15 +340,15 @@ class RpcEndpoint:
                     "handler built an invalid response", station=self.identity, action=call.action, error=str(exc)
                 )
                 raise CallError(ErrorCode.INTERNAL_ERROR, f"internal error handling {call.action}") from None
-        return result_frame(call.message_id, response)
+        return result_frame_utf8(call.message_id, response)
 
-    def _answer(self, call: Call, response: dict[str, Any] | None) -> str:
+    def _answer(self, call: Call, response: dict[str, Any] | None) -> bytes:
         try:
             return self._result(call, response)
         except CallError as exc:
             return self._error_text(call.message_id, exc.code, exc.description, exc.details)
 
-    def _crashed(self, call: Call) -> str:
+    def _crashed(self, call: Call) -> bytes:
         log.exception("handler failed", station=self.identity, action=call.action)
         return self._error_text(call.message_id, ErrorCode.INTERNAL_ERROR, f"internal error handling {call.action}")
 
@@ -393,7 +402,7 @@ class RpcEndpoint:
         except schemas.SchemaViolation as exc:
             if inbound:
                 raise CallError(exc.code, f"{action}: {exc.message}"[:255], {"path": exc.path}) from None
-            raise InvalidPayload(action, exc.code, exc.message) from None
+            raise InvalidPayload(action, exc.code, exc.message, path=exc.path, request=kind == "request") from None
 
     # ------------------------------------------------------------------ outbound
     async def call(self, action: str, payload: dict[str, Any], *, timeout: float | None = None) -> dict[str, Any]:
@@ -404,10 +413,10 @@ class RpcEndpoint:
         """
         if self._closed is not None:
             raise ConnectionLost(f"{self.identity}: connection closed")
+        if self.validate:  # the one validation of an outbound request (the API relies on it)
+            self._check(action, "request", payload, inbound=False)
         if self.outbound_guard is not None:
             self.outbound_guard(action)
-        if self.validate:
-            self._check(action, "request", payload, inbound=False)
         if self._lock is None:
             self._lock = asyncio.Lock()
         wait = self.queue_timeout
@@ -430,7 +439,12 @@ class RpcEndpoint:
             fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
             self._pending = (mid, action, fut)
             try:
-                await self._transmit(call_frame(mid, action, payload))
+                frame = call_frame_utf8(mid, action, payload)
+            except orjson.JSONEncodeError:
+                outcome = "invalid"
+                raise
+            try:
+                await self._transmit(frame)
             except ConnectionLost:
                 if fut.done():  # close() failed it while the send waited: nobody else will look
                     fut.exception()
@@ -471,7 +485,7 @@ class RpcEndpoint:
         if self.validate:
             self._check(action, "request", payload, inbound=False)
         self._seq += 1
-        await self._transmit(send_frame(f"s{self._seq:x}", action, payload))
+        await self._transmit(send_frame_utf8(f"s{self._seq:x}", action, payload))
 
     async def _send_error(
         self,
@@ -492,18 +506,21 @@ class RpcEndpoint:
         details: dict[str, Any] | None = None,
         *,
         result_error: bool = False,
-    ) -> str:
+    ) -> bytes:
         if self.observer is not None:
             self.observer.error_sent(str(code))
-        return error_frame(message_id, str(code), description, details, result_error=result_error)
+        return error_frame_utf8(message_id, str(code), description, details, result_error=result_error)
 
-    async def _transmit(self, text: str) -> None:
+    async def _transmit(self, data: bytes) -> None:
         if self._closed is not None:
             raise ConnectionLost(f"{self.identity}: connection closed")
         if self.observer is not None:
-            self.observer.frame("out", text)
+            self.observer.frame("out", data)
         try:
-            await self.send_text(text)
+            if self.send_utf8 is not None:
+                await self.send_utf8(data)
+            else:
+                await self.send_text(data.decode())
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -38,7 +38,14 @@ import fastjsonschema
 from .errors import ErrorCode
 
 VERSIONS = ("2.0.1", "2.1")
-_PKG = {"2.0.1": "ocpp.v201", "2.1": "ocpp.v21"}
+_DIR = {"2.0.1": "v201", "2.1": "v21"}  # folders of the ``ocpp`` package
+
+
+def _schemas_dir(version: str) -> Any:
+    """The version's schema folder, found without importing ``ocpp.v201`` / ``ocpp.v21`` (half a
+    second of dataclass building that would stall the event loop at the first CALL)."""
+    return resources.files("ocpp") / _DIR[version] / "schemas"
+
 
 _CODE_BY_RULE = {
     "type": ErrorCode.TYPE_CONSTRAINT_VIOLATION,
@@ -71,13 +78,13 @@ class SchemaViolation(Exception):
 @functools.cache
 def actions(version: str) -> frozenset[str]:
     """Every action the given version defines (from its ``<Action>Request.json`` files)."""
-    folder = resources.files(_PKG[version]) / "schemas"
+    folder = _schemas_dir(version)
     return frozenset(p.name[: -len("Request.json")] for p in folder.iterdir() if p.name.endswith("Request.json"))
 
 
 @functools.cache
 def _load(version: str, name: str) -> dict[str, Any]:
-    path = resources.files(_PKG[version]) / "schemas" / f"{name}.json"
+    path = _schemas_dir(version) / f"{name}.json"
     schema = json.loads(path.read_text(encoding="utf-8"))
     schema.pop("$id", None)  # URNs confuse ref resolution; all refs are local (#/definitions/...)
     return schema

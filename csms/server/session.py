@@ -8,6 +8,7 @@ what Pending allows (B02.FR.xx: device-model reads/writes, reports, TriggerMessa
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import structlog
@@ -84,6 +85,7 @@ class StationSession:
             validate=settings.validate_messages,
             observer=central.observer_for(station_id),
             pipeline=settings.max_pipelined_calls,
+            send_utf8=functools.partial(ws.send, text=True),  # frames go out as orjson made them
         )
         self.endpoint.inbound_guard = self._inbound_guard
         self.endpoint.outbound_guard = self._outbound_guard

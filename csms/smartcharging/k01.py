@@ -239,10 +239,14 @@ def replaced_profiles(
 
 
 def apply_set_charging_profile(
-    request: Mapping[str, Any], installed: Sequence[InstalledProfile]
+    request: Mapping[str, Any],
+    installed: Sequence[InstalledProfile],
+    *,
+    parsed: tuple[int, ChargingProfile] | None = None,
 ) -> list[InstalledProfile]:
-    """The station's profile list after accepting ``request``: replaced ones removed, new one appended."""
-    new = InstalledProfile.from_request(request)
+    """The station's profile list after accepting ``request``: replaced ones removed, new one appended.
+    ``parsed``: ``parse_set_charging_profile(request)`` when the caller has it already."""
+    new = InstalledProfile(*parsed) if parsed is not None else InstalledProfile.from_request(request)
     gone = {id(p) for p in replaced_profiles(new.profile, installed)}
     return [p for p in installed if id(p) not in gone] + [new]
 
@@ -269,20 +273,24 @@ def check_set_charging_profile(
     active_transactions: Mapping[int, str] | None = None,
     now: datetime,
     from_csms: bool = True,
+    parsed: tuple[int, ChargingProfile] | None = None,
 ) -> list[Violation]:
     """Check a SetChargingProfileRequest payload against the K01 rules; return every violation found.
 
     ``active_transactions`` maps evseId to the transactionId running on it. ``from_csms=False`` lets a
     station install a ChargingStationExternalConstraints profile for an external actor (EMS) with the
     same checks. The checks assume nothing about schema validity; structural problems are reported as
-    ``FormatViolation``.
+    ``FormatViolation``. ``parsed``: ``parse_set_charging_profile(request)`` when the caller has it.
     """
     if version not in ("2.0.1", "2.1"):
         raise ValueError(f"unknown OCPP version {version!r}")
-    try:
-        evse_id, profile = parse_set_charging_profile(request)
-    except ModelError as exc:
-        return [Violation("FormatViolation", str(exc))]
+    if parsed is not None:
+        evse_id, profile = parsed
+    else:
+        try:
+            evse_id, profile = parse_set_charging_profile(request)
+        except ModelError as exc:
+            return [Violation("FormatViolation", str(exc))]
     now = ensure_utc(now)
     active = dict(active_transactions or {})
     out: list[Violation] = []

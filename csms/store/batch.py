@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 import structlog
@@ -239,8 +239,11 @@ class MeterBatchWriter(BatchWriter[Row]):
         transaction_id: str | None,
         meter_values: Iterable[Mapping[str, Any]] | None,
     ) -> int:
+        return self.add_rows(parse_wire_meter_values(station_id, evse_id, transaction_id, meter_values or ()))
+
+    def add_rows(self, rows: list[Row]) -> int:
+        """Queue rows already parsed (:func:`csms.store.payloads.read_wire_meter_values`)."""
         self._check_open()
-        rows = parse_wire_meter_values(station_id, evse_id, transaction_id, meter_values or ())
         if rows:
             self._enqueue(rows)
         return len(rows)
@@ -273,13 +276,29 @@ class FrameLogWriter(BatchWriter[Row]):
         self._pruner = pruner
         self._unpruned: dict[str, int] = {}
 
-    def add(self, station_id: str, direction: str, frame: str, at: datetime | None = None) -> None:
-        self._check_open()
+    def add(self, station_id: str, direction: str, frame: str | bytes, at: datetime | None = None) -> None:
+        """``frame``: text, or the UTF-8 bytes of a frame as sent (decoded when written)."""
+        # two frames per OCPP call: one append and the bookkeeping, nothing more
+        if self._closed:
+            self._check_open()
         if self.limit <= 0:
             return
-        ts = utcnow() if at is None else ensure_utc(at, "at")
-        self._enqueue([{"station_id": station_id, "direction": direction, "timestamp": ts, "frame": frame}])
-        self._unpruned[station_id] = self._unpruned.get(station_id, 0) + 1
+        ts = utcnow() if at is None else at if at.tzinfo is UTC else ensure_utc(at, "at")
+        buf = self._buf
+        buf.append({"station_id": station_id, "direction": direction, "timestamp": ts, "frame": frame})
+        if len(buf) >= self.max_rows:
+            self._trim()
+            self._wake.set()
+        unpruned = self._unpruned
+        unpruned[station_id] = unpruned.get(station_id, 0) + 1
+
+    def _take(self, n: int) -> list[Row]:
+        batch = super()._take(n)
+        for row in batch:
+            frame = row["frame"]
+            if type(frame) is bytes:
+                row["frame"] = frame.decode(errors="replace")
+        return batch
 
     async def _after_flush(self, *, force: bool) -> None:
         threshold = 1 if force else self.slack

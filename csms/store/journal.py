@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, or_, select, update
+from sqlalchemy import bindparam, delete, func, select
 
 from .base import _FRAME_COLUMNS, _FRAME_DIRECTIONS, StoreBase, _at, _check_station_id, _ts_in
-from .models import DeviceVariable, FrameLog, SecurityEvent, Station, StationEvent
+from .models import DeviceVariable, FrameLog, SecurityEvent, StationEvent
 from .payloads import parse_report_data
 from .rows import FrameRow, SecurityEventRow, StationEventRow, VariableRow
 
@@ -65,7 +65,10 @@ class JournalStore(StoreBase):
         :func:`csms.store.payloads.parse_report_data`). ``characteristics`` are only replaced when
         the new entry carries some. Returns the number of attribute rows written."""
         _check_station_id(station_id)
-        parsed = parse_report_data(station_id, rows, _at(at))
+        return await self.write_variable_rows(parse_report_data(station_id, rows, _at(at)))
+
+    async def write_variable_rows(self, parsed: Sequence[Mapping[str, Any]]) -> int:
+        """Upsert ``device_model`` rows already flattened by :func:`parse_report_data`."""
         if not parsed:
             return 0
         table = DeviceVariable.__table__
@@ -106,7 +109,7 @@ class JournalStore(StoreBase):
         return [VariableRow.model_validate(o) for o in await self._all(stmt)]
 
     # ------------------------------------------------------------------ frame log
-    def log_frame(self, station_id: str, direction: str, frame_text: str, at: datetime | None = None) -> None:
+    def log_frame(self, station_id: str, direction: str, frame_text: str | bytes, at: datetime | None = None) -> None:
         """Queue one raw OCPP-J frame (``direction`` 'in' or 'out'). Synchronous, non-blocking;
         the table keeps the newest ``frame_log_limit`` frames per station (0 disables logging)."""
         _check_station_id(station_id)
@@ -137,15 +140,3 @@ class JournalStore(StoreBase):
         """Newest first (by arrival order)."""
         stmt = select(FrameLog).where(FrameLog.station_id == station_id).order_by(FrameLog.id.desc()).limit(limit)
         return [FrameRow.model_validate(o) for o in await self._all(stmt)]
-
-    async def _write_touches(self, batch: list[tuple[str, datetime]]) -> None:
-        table = Station.__table__
-        stmt = (
-            update(table)
-            .where(table.c.id == bindparam("b_id"))
-            .where(or_(table.c.last_seen_at.is_(None), table.c.last_seen_at < bindparam("b_at")))
-            .values(last_seen_at=bindparam("b_at"))
-        )
-        async with self._write() as s:
-            conn = await s.connection()
-            await conn.execute(stmt, [{"b_id": sid, "b_at": at} for sid, at in batch])

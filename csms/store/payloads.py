@@ -18,13 +18,18 @@ from typing import Any
 
 import structlog
 
+from csms.domain.metering import (
+    DEFAULT_MEASURAND,
+    KILO_UNITS,
+    MeterRead,
+    read_meter_values,
+    readings_from_rows,
+)
+
 from .types import parse_ts
 
 log = structlog.get_logger("csms.store")
 
-DEFAULT_MEASURAND = "Energy.Active.Import.Register"
-#: Kilo-prefixed OCPP units are stored in their base unit, so energy is always Wh, power W.
-KILO_UNITS = {"kWh": "Wh", "kW": "W", "kvarh": "varh", "kvar": "var", "kVA": "VA", "kVAh": "VAh"}
 _MAX_LEN = {"measurand": 64, "phase": 8, "location": 16, "context": 32, "unit": 20}
 
 
@@ -67,6 +72,23 @@ def scaled_value(value: Any, multiplier: Any) -> float:
     return number
 
 
+def read_wire_meter_values(
+    station_id: str,
+    evse_id: int,
+    transaction_id: str | None,
+    meter_values: Iterable[Mapping[str, Any]],
+) -> MeterRead:
+    """The one walk over a schema-validated ``meterValue`` list
+    (:func:`csms.domain.metering.read_meter_values`): store rows and live readings. Anything
+    unexpected falls back to the general parser (rows) and reads the live values off its rows."""
+    try:
+        return read_meter_values(station_id, evse_id, transaction_id, meter_values)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        rows = parse_meter_values(station_id, evse_id, transaction_id, meter_values)
+        at, readings = readings_from_rows(rows)
+        return MeterRead(rows, at, readings)
+
+
 def parse_wire_meter_values(
     station_id: str,
     evse_id: int,
@@ -74,49 +96,8 @@ def parse_wire_meter_values(
     meter_values: Iterable[Mapping[str, Any]],
 ) -> list[dict[str, Any]]:
     """Fast path of :func:`parse_meter_values` for schema-validated OCPP wire payloads
-    (camelCase keys, lengths and types already checked); same rows, same unit rules. Anything
-    unexpected falls back to the general parser."""
-    rows: list[dict[str, Any]] = []
-    try:
-        for mv in meter_values:
-            ts = parse_ts(mv["timestamp"])
-            for sv in mv["sampledValue"]:
-                uom = sv.get("unitOfMeasure")
-                unit = None
-                mult = 0
-                if uom is not None:
-                    unit = uom.get("unit") or "Wh"
-                    mult = uom.get("multiplier", 0)
-                    base = KILO_UNITS.get(unit)
-                    if base is not None:
-                        unit, mult = base, mult + 3
-                value = sv["value"]
-                if type(value) is bool:
-                    raise ValueError("boolean meter value")
-                value = float(value)
-                if mult > 0:
-                    value *= 10**mult
-                elif mult < 0:
-                    value /= 10**-mult
-                if not math.isfinite(value):
-                    raise ValueError("meter value is not finite")
-                rows.append(
-                    {
-                        "station_id": station_id,
-                        "evse_id": evse_id,
-                        "transaction_id": transaction_id,
-                        "timestamp": ts,
-                        "measurand": sv.get("measurand") or DEFAULT_MEASURAND,
-                        "phase": sv.get("phase"),
-                        "location": sv.get("location"),
-                        "context": sv.get("context"),
-                        "unit": unit,
-                        "value": value,
-                    }
-                )
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return parse_meter_values(station_id, evse_id, transaction_id, meter_values)
-    return rows
+    (camelCase keys, lengths and types already checked); same rows, same unit rules."""
+    return read_wire_meter_values(station_id, evse_id, transaction_id, meter_values).rows
 
 
 def parse_meter_values(

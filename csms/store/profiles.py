@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from .base import StoreBase, _at, _check_station_id
+from .batch import GroupCommit
 from .models import ChargingProfile
 from .payloads import profile_fields
 from .rows import ChargingProfileRow
@@ -16,6 +17,8 @@ from .rows import ChargingProfileRow
 
 class ProfileStore(StoreBase):
     """Charging profiles."""
+
+    _profile_group: GroupCommit[dict[str, Any], None]
 
     # ------------------------------------------------------------------ charging profiles
     async def put_profile(

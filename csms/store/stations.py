@@ -252,6 +252,18 @@ class StationStore(StoreBase):
         _check_station_id(station_id)
         self._touches.add(station_id, _at(at))
 
+    async def _write_touches(self, batch: list[tuple[str, datetime]]) -> None:
+        table = Station.__table__
+        stmt = (
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .where(or_(table.c.last_seen_at.is_(None), table.c.last_seen_at < bindparam("b_at")))
+            .values(last_seen_at=bindparam("b_at"))
+        )
+        async with self._write() as s:
+            conn = await s.connection()
+            await conn.execute(stmt, [{"b_id": sid, "b_at": at} for sid, at in batch])
+
     async def set_credentials(self, station_id: str, password_hash: str | None) -> StationRow:
         async with self._write() as s:
             return await self._upsert_station(s, station_id, {"password_hash": password_hash})

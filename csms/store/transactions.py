@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import exists, select
@@ -18,13 +17,13 @@ from .base import (
     _TX_SETTABLE,
     StoreBase,
     _check_station_id,
-    _sqlite_utc_text,
     _ts_in,
 )
+from .batch import GroupCommit
 from .models import MeterSample, Transaction, TransactionEvent
 from .payloads import pick
 from .rows import MeterSampleRow, TransactionEventRow, TransactionRow
-from .types import ensure_utc, utcnow
+from .types import ensure_utc, parse_ts, utcnow
 
 
 @dataclass(slots=True)
@@ -51,8 +50,17 @@ class _TxEvent:
 class TransactionStore(StoreBase):
     """Transactions, their events and meter samples."""
 
+    _tx_group: GroupCommit[_TxEvent, tuple[bool, TransactionRow]] | None  # SQLite: events stored together
+
     # ------------------------------------------------------------------ transactions
-    async def apply_transaction_event(self, station_id: str, event: Mapping[str, Any]) -> tuple[bool, TransactionRow]:
+    async def apply_transaction_event(
+        self,
+        station_id: str,
+        event: Mapping[str, Any],
+        *,
+        validated: bool = False,
+        meter_rows: list[dict[str, Any]] | None = None,
+    ) -> tuple[bool, TransactionRow]:
         """Store one TransactionEventRequest (camelCase wire dict; snake_case also accepted).
 
         Returns ``(False, current row)`` without changing anything when this ``seqNo`` is
@@ -71,7 +79,7 @@ class TransactionStore(StoreBase):
         * meter values go to ``meter_samples`` through the batch writer, tagged with the
           transaction id, only for events not seen before.
         """
-        e = self._parse_tx_event(station_id, event)
+        e = self._wire_tx_event(station_id, event) if validated else self._parse_tx_event(station_id, event)
         if self._tx_group is not None:
             inserted, row = await self._tx_group.write(e)
         else:
@@ -79,11 +87,33 @@ class TransactionStore(StoreBase):
                 inserted, row = await self._apply_tx_event(s, e)
         if not inserted:
             return False, row
+        if meter_rows is not None:  # the caller read the meterValue already: only the EVSE is new here
+            sample_evse = int((e.evse_id if e.evse_id is not None else row.evse_id) or 0)
+            for sample in meter_rows:
+                sample["evse_id"] = sample_evse
+            self.meters.add_rows(meter_rows)
+            return True, row
         meter_values = pick(event, "meterValue")
         if meter_values:
             sample_evse = e.evse_id if e.evse_id is not None else row.evse_id
             self.add_meter_values(station_id, int(sample_evse or 0), e.tx_id, meter_values)
         return True, row
+
+    @staticmethod
+    def _wire_tx_event(station_id: str, event: Mapping[str, Any]) -> _TxEvent:
+        """A TransactionEventRequest the RPC endpoint validated against the schema (``validated=True``):
+        only what the schema leaves open is checked (an empty transactionId)."""
+        info = event["transactionInfo"]
+        tx_id = info["transactionId"]
+        if not tx_id:
+            raise ValueError(f"transactionInfo.transactionId must be a 1-{_TX_ID_LEN} character string")
+        evse = event.get("evse") or {}
+        token = event.get("idToken") or {}
+        return _TxEvent(
+            station_id, dict(event), tx_id, event["eventType"], event["seqNo"], parse_ts(event["timestamp"]),
+            event["triggerReason"], bool(event.get("offline", False)), evse.get("id"), evse.get("connectorId"),
+            token, token.get("idToken"), info.get("chargingState"), info.get("stoppedReason"), utcnow(),
+        )  # fmt: skip
 
     @staticmethod
     def _parse_tx_event(station_id: str, event: Mapping[str, Any]) -> _TxEvent:
@@ -293,33 +323,6 @@ class TransactionStore(StoreBase):
 
     async def _insert_meter_rows(self, rows: list[dict[str, Any]]) -> None:
         await self._bulk_insert(MeterSample.__table__, _METER_COLUMNS, rows)
-
-    async def _bulk_insert(self, table: Any, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
-        """One ``executemany`` INSERT of write-behind rows (dicts with exactly ``columns``).
-
-        On SQLite the rows go to the driver as tuples, with timestamps already in the text form
-        SQLAlchemy's ``DATETIME`` stores (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC): SQLAlchemy's
-        per-row, per-column bind processing cost more than SQLite's own insert at meter-value
-        rates. PostgreSQL keeps the SQLAlchemy path (asyncpg binds datetimes natively)."""
-        async with self._write() as s:
-            conn = await s.connection()
-            if self.dialect != "sqlite":
-                await conn.execute(table.insert(), rows)
-                return
-            ts_at = columns.index("timestamp")
-            getter = itemgetter(*columns)
-            params = []
-            last_ts: datetime | None = None
-            last_text = ""
-            for row in rows:
-                values = list(getter(row))
-                ts = values[ts_at]
-                if ts is not last_ts:  # the sampled values of one MeterValue share their timestamp
-                    last_ts, last_text = ts, _sqlite_utc_text(ts)
-                values[ts_at] = last_text
-                params.append(tuple(values))
-            sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-            await conn.exec_driver_sql(sql, params)
 
     async def meter_samples(
         self,

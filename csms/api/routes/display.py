@@ -17,6 +17,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from csms.blocks.display_message import EVENT_CLEARED, EVENT_SET, DisplayMessages
 from csms.clock import to_rfc3339
 from csms.ocpp import schemas
+from csms.ocpp.schemas import enum_values
 
 from ..auth import require_operator
 from ..commands import Timeout, execute, next_request_id
@@ -34,9 +35,9 @@ router = APIRouter(
 )
 Ctx = Annotated[ApiContext, Depends(get_ctx)]
 
-Priority = Literal["AlwaysFront", "InFront", "NormalCycle"]
-State = Literal["Charging", "Faulted", "Idle", "Unavailable", "Suspended", "Discharging"]
-Format = Literal["ASCII", "HTML", "URI", "UTF8", "QRCODE"]
+Priority = Literal[enum_values("2.1", "SetDisplayMessageRequest", "MessagePriorityEnumType")]  # type: ignore[valid-type]
+State = Literal[enum_values("2.1", "SetDisplayMessageRequest", "MessageStateEnumType")]  # type: ignore[valid-type]
+Format = Literal[enum_values("2.1", "SetDisplayMessageRequest", "MessageFormatEnumType")]  # type: ignore[valid-type]
 
 
 class DisplayMessageIn(BaseModel):

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from csms.blocks.monitoring import EVENT_ALERT, Monitoring
 from csms.ocpp import schemas
+from csms.ocpp.schemas import enum_values
 
 from ..auth import require_operator, require_read
 from ..commands import Timeout, VariableRef, execute, next_request_id
@@ -32,16 +33,8 @@ Ctx = Annotated[ApiContext, Depends(get_ctx)]
 WRITE = [Depends(require_operator)]
 READ = [Depends(require_read)]
 
-MonitorType = Literal[
-    "UpperThreshold",
-    "LowerThreshold",
-    "Delta",
-    "Periodic",
-    "PeriodicClockAligned",
-    "TargetDelta",
-    "TargetDeltaRelative",
-]
-Criterion = Literal["ThresholdMonitoring", "DeltaMonitoring", "PeriodicMonitoring"]
+MonitorType = Literal[enum_values("2.1", "SetVariableMonitoringRequest", "MonitorEnumType")]  # type: ignore[valid-type]
+Criterion = Literal[enum_values("2.1", "GetMonitoringReportRequest", "MonitoringCriterionEnumType")]  # type: ignore[valid-type]
 Severity = Annotated[int, Field(ge=0, le=9, description="0 Danger ... 5 Alert ... 9 Debug")]
 
 
@@ -82,7 +75,7 @@ class MonitoringReport(BaseModel):
 
 class MonitoringBaseBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    monitoring_base: Literal["All", "FactoryDefault", "HardWiredOnly"]
+    monitoring_base: Literal[enum_values("2.1", "SetMonitoringBaseRequest", "MonitoringBaseEnumType")]  # type: ignore[valid-type]
 
 
 class MonitoringLevelBody(BaseModel):

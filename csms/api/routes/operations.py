@@ -24,6 +24,7 @@ from csms.blocks.reservation import Reservations
 from csms.central import StationOffline, UnknownStation
 from csms.clock import to_rfc3339
 from csms.ocpp.errors import CallErrorReceived, CallTimeout, ConnectionLost, NotAllowed, OcppError
+from csms.ocpp.schemas import enum_values
 from csms.store import operations as ops
 
 from ..auth import require_operator, require_read
@@ -102,7 +103,7 @@ class SendLocalListBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version_number: Annotated[int, Field(ge=1, le=2**31 - 1)] = Field(description="> 0 (D01.FR.18)")
-    update_type: Literal["Full", "Differential"]
+    update_type: Literal[enum_values("2.1", "SendLocalListRequest", "UpdateEnumType")]  # type: ignore[valid-type]
     local_authorization_list: list[dict[str, Any]] | None = Field(
         None, description="OCPP AuthorizationData list, wire form (camelCase)"
     )

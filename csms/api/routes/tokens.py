@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from csms.ocpp.schemas import enum_values
+
 from ..auth import require_operator, require_read
 from ..context import ApiContext, get_ctx
 from ..errors import ApiError, error_responses
@@ -16,31 +18,8 @@ from ..params import Limit, Offset, Text, page_of, utc
 router = APIRouter(prefix="/api/v1", responses=error_responses(400, 401, 403, 422), tags=["id tokens"])
 Ctx = Annotated[ApiContext, Depends(get_ctx)]
 
-AuthorizationStatus = Literal[
-    "Accepted",
-    "Blocked",
-    "ConcurrentTx",
-    "Expired",
-    "Invalid",
-    "NoCredit",
-    "NotAllowedTypeEVSE",
-    "NotAtThisLocation",
-    "NotAtThisTime",
-    "Unknown",
-]
-EnergyTransferMode = Literal[
-    "DC",
-    "AC_single_phase",
-    "AC_two_phase",
-    "AC_three_phase",
-    "DC_BPT",
-    "AC_BPT",
-    "AC_BPT_DER",
-    "AC_DER",
-    "DC_ACDP",
-    "DC_ACDP_BPT",
-    "WPT",
-]
+AuthorizationStatus = Literal[enum_values("2.1", "AuthorizeResponse", "AuthorizationStatusEnumType")]  # type: ignore[valid-type]
+EnergyTransferMode = Literal[enum_values("2.1", "AuthorizeResponse", "EnergyTransferModeEnumType")]  # type: ignore[valid-type]
 TokenType = Annotated[
     str,
     Path(
