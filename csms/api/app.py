@@ -142,7 +142,20 @@ def _version() -> str:
 def create_app(service_or_central: Any) -> FastAPI:
     """The API app for a :class:`csms.service.Service` or a bare :class:`csms.central.CentralSystem`."""
     from . import commands
-    from .routes import cluster, der, display, grid, monitoring, operations, pnc, registry, stations, tariff, tokens
+    from .routes import (
+        cluster,
+        der,
+        display,
+        extra_commands,
+        grid,
+        monitoring,
+        operations,
+        pnc,
+        registry,
+        stations,
+        tariff,
+        tokens,
+    )
 
     version = _version()
     app = FastAPI(
@@ -163,6 +176,7 @@ def create_app(service_or_central: Any) -> FastAPI:
     app.include_router(stations.router)
     app.include_router(registry.router)
     app.include_router(commands.router)
+    app.include_router(extra_commands.router)
     app.include_router(tokens.router)
     app.include_router(grid.router)
     app.include_router(operations.router)

@@ -37,6 +37,7 @@ from csms.ocpp.schemas import enum_values
 
 from .auth import require_operator
 from .context import ApiContext, get_ctx
+from .device_model import get_variables as split_get_variables  # B06.FR.05
 from .errors import ApiError, error_responses
 from .models import CommandResult
 from .params import StationId, Text, utc
@@ -534,11 +535,14 @@ async def trigger(ctx: Ctx, station_id: StationId, body: TriggerMessageBody, tim
     return await execute(ctx, station_id, "TriggerMessage", body.to_ocpp(), timeout)
 
 
-@router.post("/GetVariables", **_summary("GetVariables", "read device-model variables"))
+@router.post(
+    "/GetVariables",
+    **_summary("GetVariables", "read device-model variables (split by the station's ItemsPerMessage)"),
+)
 async def get_variables(
     ctx: Ctx, station_id: StationId, body: GetVariablesBody, timeout: Timeout = None
 ) -> CommandResult:
-    return await execute(ctx, station_id, "GetVariables", body.to_ocpp(), timeout)
+    return await split_get_variables(ctx, station_id, body.to_ocpp()["getVariableData"], timeout, execute)
 
 
 @router.post("/SetVariables", **_summary("SetVariables", "write device-model variables"))

@@ -8,6 +8,7 @@ times the CSMS writes mean the same instant to the station."""
 from __future__ import annotations
 
 import contextlib
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
 
 from csms.api.apitokens import issue_token
 from csms.clock import Clock
@@ -26,6 +28,9 @@ from tests.api.support import STATIONS, api_settings, server_logs_to_stderr, wai
 from tests.support import PASSWORD
 
 SPEED = 20.0
+# httpx builds a fresh SSL context (loading the CA bundle, ~90 ms) for every client it creates unless
+# it is given one; the rig's plain-HTTP clients share this one instead
+_CLIENT_SSL = ssl.create_default_context()
 
 
 @dataclass
@@ -53,7 +58,10 @@ class Rig:
 
     def client(self, token: str | None = None) -> httpx.AsyncClient:
         return httpx.AsyncClient(
-            base_url=self.url, headers={"Authorization": f"Bearer {token or self.token}"}, timeout=30
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {token or self.token}"},
+            timeout=30,
+            verify=_CLIENT_SSL,
         )
 
     def clock(self) -> Clock:
@@ -111,6 +119,14 @@ async def running_rig(tmp_path: Path, version: str, pnc: Any = None, **server: A
                         await st.stop()
         finally:
             await service.stop()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session", params=["2.0.1", "2.1"])
+async def octt_rig(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Rig]:
+    """One CSMS per OCPP version for the whole session, shared by the OCTT-style test modules
+    (tests/conformance/octt.py): each of their tests connects a fresh station id."""
+    async with running_rig(tmp_path_factory.mktemp(f"octt-{request.param}"), request.param, call_timeout=5) as r:
+        yield r
 
 
 @pytest.fixture(params=["2.0.1", "2.1"])
