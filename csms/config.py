@@ -69,6 +69,25 @@ class SecuritySettings(_Section):
     pbkdf2_iterations: int = Field(1_000, ge=1)
 
 
+class PncSettings(_Section):
+    """ISO 15118 Plug & Charge: where EV contract certificates come from and what the CSMS trusts."""
+
+    contract_provider_url: str | None = Field(
+        None,
+        description="HTTP endpoint of the contract-certificate provider that answers Get15118EVCertificate "
+        "(JSON, see csms/pnc/provider.py); none: those requests are answered Failed (NoProvider)",
+    )
+    contract_provider_token: str | None = Field(None, description="bearer token sent to the provider, if any")
+    contract_provider_timeout: float = Field(10.0, gt=0, le=120, description="seconds to wait for the provider")
+    contract_roots_file: Path | None = Field(
+        None,
+        description="PEM bundle of the trusted contract roots (V2G / MO roots) that Authorize checks an EV's "
+        "contract certificate chain against; none: central validation answers CertChainError",
+    )
+    ocsp_timeout: float = Field(5.0, gt=0, le=60, description="seconds to wait for an OCSP responder")
+    ocsp_cache_entries: int = Field(10_000, ge=0, description="OCSP answers kept until their nextUpdate")
+
+
 class BootSettings(_Section):
     heartbeat_interval: int = Field(300, ge=1)
     pending_retry_interval: int = Field(60, ge=1)
@@ -285,6 +304,7 @@ class Settings(BaseSettings):
     openadr3: OpenAdr3Settings = OpenAdr3Settings()
     cluster: ClusterSettings = ClusterSettings()
     sites: list[SiteSettings] = Field(default_factory=list)
+    pnc: PncSettings = PncSettings()
 
     @classmethod
     def settings_customise_sources(

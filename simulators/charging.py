@@ -11,6 +11,7 @@ from csms.clock import parse_rfc3339
 from csms.smartcharging.composite import Setpoint, effective_power_at
 from csms.smartcharging.model import InstalledProfile, OperationMode
 
+from . import der
 from .model import (
     BPT_MODES,
     DEFAULT_MEASURANDS,
@@ -116,6 +117,9 @@ class Charging:
                 max_c = min(max_c, share[0])
             if share[1] is not None:
                 max_d = min(max_d, share[1])
+            der_cap = der.discharge_cap_w(self, stage.discharge_rating_w, now_t)  # R: LimitMaxDischarge
+            if der_cap is not None:
+                max_d = min(max_d, der_cap)
             desired = stage.clamp(env.target_power_w(max_charge_w=max_c, max_discharge_w=max_d))
             drift = self.faults.power_drift
             if drift and desired:

@@ -3,9 +3,9 @@
 Each handler is ``async (station, payload) -> response payload``; the tables are shared by every
 station and passed to :class:`~csms.ocpp.rpc.RpcEndpoint` with ``context=station``. The local
 authorization list and cache, reservations, display messages, monitoring and tariffs live in their
-own modules (local_auth, reservations, display, monitoring, tariff), and charging profiles (K) in
+own modules (local_auth, reservations, display, monitoring, tariff, der), and charging profiles (K) in
 charging_profiles. An action the simulator lacks
-(DER control, ...) has no handler, so the endpoint answers ``NotSupported`` (or ``NotImplemented``
+(battery swapping, ...) has no handler, so the endpoint answers ``NotSupported`` (or ``NotImplemented``
 for an action the version does not define).
 
 Follow-up messages (NotifyReport, ReportChargingProfiles, TransactionEvents after a remote start or
@@ -27,7 +27,7 @@ from csms.smartcharging.k01 import (
     rejection_response,
 )
 
-from . import certificates, charging_profiles, display, local_auth, monitoring, reservations, tariff
+from . import certificates, charging_profiles, der, display, local_auth, monitoring, reservations, tariff
 from .charging_profiles import check_tx_profile_for, install_tx_profile_from_remote_start
 from .model import status_info
 
@@ -404,6 +404,7 @@ _COMMON: dict[str, Handler] = {
 _V21_ONLY: dict[str, Handler] = {
     **charging_profiles.HANDLERS_21,
     **tariff.HANDLERS_21,
+    **der.HANDLERS_21,
 }
 
 HANDLERS: dict[str, dict[str, Handler]] = {

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import display, local_auth, monitoring, reservations, tariff
+from . import der, display, local_auth, monitoring, reservations, tariff
 from .devicemodel import MEASURANDS, MEASURANDS_21, READ_ONLY, READ_WRITE, WRITE_ONLY, DeviceModel, Variable
 
 if TYPE_CHECKING:
@@ -163,6 +163,7 @@ def build_device_model(st: Firmware) -> DeviceModel:
     display.add_variables(st, dm)
     monitoring.add_variables(st, dm)
     tariff.add_variables(st, dm)
+    der.add_variables(st, dm)
 
     # per EVSE
     for evse_id, evse in st.evses.items():

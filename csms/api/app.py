@@ -67,6 +67,8 @@ TAGS = [
     {"name": "display messages", "description": "messages on the stations' screens"},
     {"name": "monitoring", "description": "variable monitors, monitoring reports and alerts"},
     {"name": "tariffs", "description": "central cost calculation and OCPP 2.1 tariffs"},
+    {"name": "DER control", "description": "OCPP 2.1 DER control of V2X chargers and their grid alarms"},
+    {"name": "plug and charge", "description": "ISO 15118 contract certificates: providers, OCSP, roots"},
     {"name": "grid events", "description": "grid events and delivery reports"},
     {"name": "sites", "description": "site load balancing: grid connection limits, metered power, allocation"},
     {"name": "cluster", "description": "cluster mode: nodes, dispatch leader, where a station is held"},
@@ -143,11 +145,13 @@ def create_app(service_or_central: Any) -> FastAPI:
     from . import commands
     from .routes import (
         cluster,
+        der,
         display,
         extra_commands,
         grid,
         monitoring,
         operations,
+        pnc,
         registry,
         sites,
         stations,
@@ -181,6 +185,8 @@ def create_app(service_or_central: Any) -> FastAPI:
     app.include_router(display.router)
     app.include_router(monitoring.router)
     app.include_router(tariff.router)
+    app.include_router(der.router)
+    app.include_router(pnc.router)
     app.include_router(cluster.router)
     app.include_router(sites.router)
     app.state.grid_webhook = _mount_grid(app)

@@ -16,9 +16,11 @@ def all_handlers() -> dict[str, Any]:
     from . import (
         authorization,
         datatransfer,
+        der,
         diagnostics,
         display_message,
         monitoring,
+        pnc,
         provisioning,
         reservation,
         security,
@@ -38,6 +40,8 @@ def all_handlers() -> dict[str, Any]:
         reservation,
         display_message,
         monitoring,
+        der,
+        pnc,
     ):
         overlap = table.keys() & module.HANDLERS.keys()
         if overlap:

@@ -5,7 +5,9 @@ unless ``v2x.allow_unknown_tokens``). On OCPP 2.1 an Accepted token also carries
 permission ``allowedEnergyTransfer``, chosen by operator policy: the token's own list (an
 empty list forbids V2X), else the station's (``allowed_energy_transfer`` in its settings),
 else ``v2x.allowed_energy_transfer``. A station with a tariff (see :mod:`csms.blocks.tariff`) also
-gets it as the driver's ``tariff`` on OCPP 2.1.
+gets it as the driver's ``tariff`` on OCPP 2.1. An Authorize with an ISO 15118 contract
+certificate (``certificate`` or ``iso15118CertificateHashData``) gets ``certificateStatus`` from
+:mod:`csms.blocks.pnc`, and Invalid unless that is Accepted.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from csms.blocks.context import Session
+from csms.blocks.pnc import PlugAndCharge
 from csms.blocks.tariff import Tariffs
 
 
@@ -47,7 +50,12 @@ async def token_info(s: Session, id_token: dict[str, Any]) -> tuple[dict[str, An
 
 async def authorize(s: Session, p: dict[str, Any]) -> dict[str, Any]:
     info, allowed = await token_info(s, p["idToken"])
+    certificate_status = await PlugAndCharge.of(s.central).authorize(s, p)  # ISO 15118 contract (C07)
+    if certificate_status not in (None, "Accepted"):
+        info, allowed = {"status": "Invalid"}, None
     response: dict[str, Any] = {"idTokenInfo": info}
+    if certificate_status is not None:
+        response["certificateStatus"] = certificate_status
     if s.version == "2.1" and allowed:
         response["allowedEnergyTransfer"] = allowed
     if s.version == "2.1" and info["status"] == "Accepted":

@@ -6,7 +6,8 @@ Accepted and then followed by notifications carrying the same ``requestId``, the
 CALL and waits for the last part; the block's notification handler passes every notification to
 :meth:`ReportParts.feed`. ``ChargingControl.get_profiles`` (ReportChargingProfiles) follows the
 same shape but keeps its own bookkeeping: it reports a timeout as ``TimeoutError``, not
-``CallTimeout``.
+``CallTimeout``. A notification that spreads its items over several fields (ReportDERControl) is
+collected whole: ``field=None``.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ class _Parts:
 
 
 class ReportParts:
-    """Open ``action`` requests whose ``notification`` parts carry their items in ``field``."""
+    """Open ``action`` requests whose ``notification`` parts carry their items in ``field`` (or,
+    ``field=None``, whose parts are the items)."""
 
-    def __init__(self, action: str, notification: str, field: str) -> None:
+    def __init__(self, action: str, notification: str, field: str | None) -> None:
         self.action, self.notification, self.field = action, notification, field
         self._waiting: dict[tuple[str, int], _Parts] = {}
 
@@ -60,6 +62,9 @@ class ReportParts:
         parts = self._waiting.get((station_id, payload["requestId"]))
         if parts is None:
             return
-        parts.items.extend(payload.get(self.field, []))
+        if self.field is None:
+            parts.items.append(dict(payload))
+        else:
+            parts.items.extend(payload.get(self.field, []))
         if not payload.get("tbc", False):
             parts.done.set()

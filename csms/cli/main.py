@@ -18,7 +18,7 @@ import typer
 
 from csms.config import ConfigError, Settings, load_settings
 
-from . import remote
+from . import der, pnc, remote
 from .sites import site_app
 
 HELP = (
@@ -35,6 +35,8 @@ token_app = typer.Typer(no_args_is_help=True, help="HTTP API tokens (stored hash
 admin.add_typer(token_app, name="token")
 remote.register(app)
 app.add_typer(site_app, name="site")
+der.register(app)
+pnc.register(app)
 
 
 class _StderrLogger:

@@ -80,6 +80,24 @@ async def _station_or_404(request: Request, station_id: str) -> Any:
         return None
 
 
+async def grid_and_pnc(ctx: Any, station_id: str) -> dict[str, Any]:
+    """The read-only DER control and Plug & Charge panel: the DER controls the CSMS set, the
+    station's last DER alarms and its last Plug & Charge outcomes."""
+    from csms.blocks.der import EVENT_ALARM, EVENT_ALARM_ENDED, DerControls
+    from csms.blocks.pnc import EVENT as PNC_EVENT
+
+    alarms = [
+        *await ctx.store.list_station_events(station_id=station_id, kind=EVENT_ALARM, limit=10),
+        *await ctx.store.list_station_events(station_id=station_id, kind=EVENT_ALARM_ENDED, limit=10),
+    ]
+    alarms.sort(key=lambda r: (r.timestamp, r.id), reverse=True)
+    return {
+        "der_controls": await DerControls.of(ctx.central).controls(station_id),
+        "der_alarms": alarms[:10],
+        "pnc_events": await ctx.store.list_station_events(station_id=station_id, kind=PNC_EVENT, limit=10),
+    }
+
+
 @router.get("/stations/{station_id}")
 async def station_page(request: Request, station_id: str) -> Response:
     user = await page_user(request)
@@ -104,6 +122,7 @@ async def station_page(request: Request, station_id: str) -> Response:
         except ApiError as exc:
             log.info("composite schedule unavailable", station=station_id, error=exc.message)
     sec = await ctx.store.list_security_events(station_id=station_id, limit=20, offset=0)
+    grid_pnc = await grid_and_pnc(ctx, station_id)
     return render(
         "station.html",
         request,
@@ -117,6 +136,7 @@ async def station_page(request: Request, station_id: str) -> Response:
         profiles=profiles,
         composites=composites,
         security_events=sec,
+        **grid_pnc,
         frame_log=ctx.store.frame_log_limit or 0,
         triggers=_TRIGGERS,
     )

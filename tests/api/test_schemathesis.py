@@ -35,7 +35,7 @@ expected-statuses = ["2xx", "3xx", "4xx", "502", "504"]
 
 # the routes of the D, C, H, I, N and O blocks: tested in tests/conformance/test_api_schemathesis.py
 BLOCK_ROUTES = (
-    "/local-list|/reservations|/display-messages|/monitors|/alerts|/tariff"
+    "/local-list|/reservations|/display-messages|/monitors|/alerts|/tariff|/der/|/pnc"
     "|/commands/(GetLocalListVersion|SendLocalList|ClearCache|SetMonitoringBase|SetMonitoringLevel"
     "|CostUpdated|SetDefaultTariff|GetTariffs|ClearTariffs|ChangeTransactionTariff)"
 )

@@ -94,8 +94,10 @@ def sent(st: Station, action: str) -> list[dict[str, Any]]:
 
 
 @contextlib.asynccontextmanager
-async def running_rig(tmp_path: Path, version: str, **server: Any) -> AsyncIterator[Rig]:
+async def running_rig(tmp_path: Path, version: str, pnc: Any = None, **server: Any) -> AsyncIterator[Rig]:
     settings = api_settings(tmp_path, **server)
+    if pnc is not None:
+        settings.pnc = pnc
     epoch = anchor = datetime.now(UTC)
     settings.clock = ClockSettings(speed=SPEED, epoch=epoch, anchor=anchor)
     service = Service(settings)
