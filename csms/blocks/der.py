@@ -42,6 +42,7 @@ class DerControls:
     def __init__(self, central: Central) -> None:
         self.central = central
         self._parts = ReportParts("GetDERControl", "ReportDERControl", None)
+        self._parts.attach(central)
 
     @classmethod
     def of(cls, central: Central) -> DerControls:
@@ -86,7 +87,7 @@ class DerControls:
 
     async def reported(self, s: Session, p: dict[str, Any]) -> None:
         await self._record(s.station_id, EVENT_REPORT, p)
-        self._parts.feed(s.station_id, p)
+        self._parts.publish(self.central, s.station_id, p)
 
     async def alarm(self, s: Session, p: dict[str, Any]) -> None:
         facts = der.alarm_facts(p)

@@ -28,6 +28,7 @@ class DisplayMessages:
     def __init__(self, central: Central) -> None:
         self.central = central
         self._parts = ReportParts("GetDisplayMessages", "NotifyDisplayMessages", "messageInfo")
+        self._parts.attach(central)
         self._ids = itertools.count(int(time.time()) % 1_000_000 * 1000 + 1)
 
     @classmethod
@@ -47,7 +48,7 @@ class DisplayMessages:
         return await self._parts.request(self.central.call, station_id, request, wait_s=wait_s)
 
     def notified(self, station_id: str, p: dict[str, Any]) -> None:
-        self._parts.feed(station_id, p)
+        self._parts.publish(self.central, station_id, p)
 
     async def record(self, station_id: str, kind: str, payload: dict[str, Any]) -> None:
         assert self.central.store is not None

@@ -40,6 +40,7 @@ class Monitoring:
         self.central = central
         self.severities: dict[str, dict[int, int]] = {}
         self._parts = ReportParts("GetMonitoringReport", "NotifyMonitoringReport", "monitor")
+        self._parts.attach(central)
 
     @classmethod
     def of(cls, central: Central) -> Monitoring:
@@ -70,7 +71,7 @@ class Monitoring:
         for item in p.get("monitor", []):
             for vm in item.get("variableMonitoring", []):
                 known[vm["id"]] = vm["severity"]
-        self._parts.feed(station_id, p)
+        self._parts.publish(self.central, station_id, p)
 
     def severity_of(self, station_id: str, event: dict[str, Any]) -> int:
         if "severity" in event:

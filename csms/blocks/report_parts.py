@@ -8,6 +8,10 @@ CALL and waits for the last part; the block's notification handler passes every 
 same shape but keeps its own bookkeeping: it reports a timeout as ``TimeoutError``, not
 ``CallTimeout``. A notification that spreads its items over several fields (ReportDERControl) is
 collected whole: ``field=None``.
+
+The parts reach the collector as ``report_part`` station events (:meth:`ReportParts.publish`),
+which cluster mode carries over the broker: the request may be made on one node while the
+station is connected to another, and the parts still reach the node that waits for them.
 """
 
 from __future__ import annotations
@@ -18,7 +22,10 @@ from typing import Any
 
 from csms.ocpp.errors import CallTimeout
 
+from .context import Central
+
 Call = Callable[[str, str, dict[str, Any]], Awaitable[dict[str, Any]]]
+PART_EVENT = "report_part"
 
 
 class _Parts:
@@ -36,6 +43,18 @@ class ReportParts:
     def __init__(self, action: str, notification: str, field: str | None) -> None:
         self.action, self.notification, self.field = action, notification, field
         self._waiting: dict[tuple[str, int], _Parts] = {}
+
+    def attach(self, central: Central) -> None:
+        """Collect the parts that stations report on any node (``report_part`` events)."""
+        central.subscribe(self._on_event, cluster=True)
+
+    def publish(self, central: Central, station_id: str, payload: dict[str, Any]) -> None:
+        """One notification part received here: to whichever node waits for its request."""
+        central.emit(PART_EVENT, station_id, {"notification": self.notification, "payload": payload})
+
+    def _on_event(self, kind: str, station_id: str, data: dict[str, Any]) -> None:
+        if kind == PART_EVENT and data.get("notification") == self.notification:
+            self.feed(station_id, data["payload"])
 
     async def request(
         self, call: Call, station_id: str, request: dict[str, Any], *, wait_s: float

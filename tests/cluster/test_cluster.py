@@ -38,6 +38,28 @@ def answering(tag: str, *, silent: bool = False) -> dict[str, Any]:
     return {"Reset": lambda _ctx, _p: {"status": "Accepted", "statusInfo": {"reasonCode": tag}}}
 
 
+def reporting_in_parts(station: Station, tag: str) -> None:
+    """GetDisplayMessages answered Accepted, then the messages in two NotifyDisplayMessages parts."""
+    pending: set[asyncio.Task[Any]] = set()
+
+    async def parts(request_id: int) -> None:
+        await asyncio.sleep(0.05)
+        for n, tbc in ((1, True), (2, False)):
+            assert station.current is not None
+            info = {"id": n, "priority": "NormalCycle", "message": {"format": "UTF8", "content": f"{tag} {n}"}}
+            await station.current.call(
+                "NotifyDisplayMessages", {"requestId": request_id, "tbc": tbc, "messageInfo": [info]}
+            )
+
+    async def get(_ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
+        task = asyncio.create_task(parts(p["requestId"]))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+        return {"status": "Accepted"}
+
+    station.handlers["GetDisplayMessages"] = get
+
+
 async def reset(cluster: Cluster, via: str, station_id: str, **params: Any) -> tuple[int, dict[str, Any]]:
     async with cluster.api(via) as http:
         r = await http.post(f"/api/v1/stations/{station_id}/commands/Reset", json={"type": "Immediate"}, params=params)
@@ -59,6 +81,8 @@ async def test_commands_reach_stations_on_any_node(three: Cluster) -> None:
     nodes = [cluster.nodes[n] for n in ("a", "b", "c")]
     ids = [f"CL-{i:03d}" for i in range(STATIONS)]
     stations = [Station(sid, lambda: [], answering(f"tag-{i}")) for i, sid in enumerate(ids)]
+    for i, st in enumerate(stations):
+        reporting_in_parts(st, f"tag-{i}")
     for i, st in enumerate(stations):
         st.start(nodes[i % 3].ocpp_port)
     silent = Station("CL-SILENT", lambda: [], answering("", silent=True))
@@ -82,6 +106,14 @@ async def test_commands_reach_stations_on_any_node(three: Cluster) -> None:
     assert (await cluster.view("a"))["commands_forwarded"] >= len(on_c)
     assert (await cluster.view("c"))["commands_served"] >= len(on_c)
     print(f"\n{len(on_c)} cross-node commands at once in {elapsed * 1000:.0f} ms")
+
+    # a request answered in parts crosses nodes too: GetDisplayMessages through node A, the
+    # station on node C sends its NotifyDisplayMessages there, node A collects them
+    async with cluster.api("a") as http:
+        r = await http.get(f"/api/v1/stations/{on_c[1].station_id}/display-messages", params={"wait_s": 10})
+    assert r.status_code == 200, r.text
+    tag = f"tag-{ids.index(on_c[1].station_id)}"
+    assert [m["message"]["content"] for m in r.json()["messages"]] == [f"{tag} 1", f"{tag} 2"], r.text
 
     # latency, one command at a time through node A's API: to a station on A vs one on C
     local_ms, remote_ms = [], []

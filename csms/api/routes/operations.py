@@ -149,7 +149,7 @@ def _entry_out(row: ops.LocalListEntryRow) -> LocalListEntryOut:
 async def _station_call(ctx: ApiContext, station_id: str, what: Callable[[], Awaitable[Any]]) -> Any:
     """Run a multi-call operation on one station, mapping failures as the commands do."""
     central = ctx.central
-    if station_id not in central.sessions:
+    if not central.reachable(station_id):  # here or on another node (cluster mode)
         if not central.known(station_id) and await ctx.store.get_station(station_id) is None:
             raise ctx.unknown_station(station_id)
         raise _offline(ctx, station_id)
