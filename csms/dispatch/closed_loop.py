@@ -10,7 +10,7 @@ from typing import Any
 import structlog
 
 from csms import metrics
-from csms.dispatch.planner_core import Plan
+from csms.dispatch.plan_result import Plan
 from csms.dispatch.records import EventRun, TickSample
 from csms.dispatch.report import build_report
 from csms.dispatch.state import ControllerState

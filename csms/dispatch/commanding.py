@@ -14,9 +14,9 @@ import structlog
 
 from csms.dispatch.executor import Command, ExecutionResult, fleet_power_matches, schedule_from_plan
 from csms.dispatch.fleet import EventTarget, TargetInterval
+from csms.dispatch.plan_result import Plan
 from csms.dispatch.planner import diff_plans
 from csms.dispatch.planner import plan as make_plan
-from csms.dispatch.planner_core import Plan
 from csms.dispatch.records import CarRecord, EventRun
 from csms.dispatch.snapshot import CarRef, FleetView, build_snapshot, car_id_for
 from csms.dispatch.state import ControllerState

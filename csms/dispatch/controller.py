@@ -59,7 +59,7 @@ from csms.dispatch.commanding import Commanding
 from csms.dispatch.executor import Command, Executor
 from csms.dispatch.history import with_departure_model
 from csms.dispatch.ledger import MeterLedger
-from csms.dispatch.planner_core import Plan
+from csms.dispatch.plan_result import Plan
 from csms.dispatch.publishing import Publishing
 from csms.dispatch.records import CarRecord, EventRun
 from csms.dispatch.report import build_report

@@ -189,7 +189,7 @@ class DepartureModel:
         """``car`` as the planner should see it: available until ``latest``, promise kept from ``earliest``.
 
         Between the two the planner weighs the car by the chance it is still
-        there (linear), see :attr:`csms.dispatch.planner_core.Problem.presence`.
+        there (linear), see :attr:`csms.dispatch.problem.Problem.presence`.
         ``arrival`` defaults to ``plugged_in_at``.
         """
         arr = arrival or car.plugged_in_at or now

@@ -1,4 +1,4 @@
-"""Turn a dispatch :class:`~csms.dispatch.planner_core.Plan` into SetChargingProfile commands.
+"""Turn a dispatch :class:`~csms.dispatch.plan_result.Plan` into SetChargingProfile commands.
 
 * :func:`schedule_from_plan` compiles one car's row of the plan into ``(offset s, W)`` periods
   from a start instant: powers quantised (``quantum_w``, default 100 W), equal neighbours
@@ -48,7 +48,7 @@ import numpy as np
 import structlog
 
 from csms.central import StationOffline, UnknownStation
-from csms.dispatch.planner_core import Plan
+from csms.dispatch.plan_result import Plan
 from csms.ocpp.errors import CallErrorReceived, CallTimeout, ConnectionLost
 from csms.services.charging_control import NoActiveTransaction, ProfileRejected
 from csms.smartcharging.builder import BuilderError, PowerIntent, build_set_charging_profile

@@ -26,7 +26,7 @@ budget. Per step ``t`` it:
    event block it also pre-charges every car that can discharge toward what it
    could export in the block (headroom for what the plan cannot see).
 
-The result is passed through :func:`csms.dispatch.planner_core.repair` like the
+The result is passed through :func:`csms.dispatch.repair.repair` like the
 LP's, so floor, capacity and minimum-power rules hold exactly.
 """
 
@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from csms.dispatch.planner_core import POWER_EPS_KW, Problem
+from csms.dispatch.problem import POWER_EPS_KW, Problem
 
 _MIN_POWER_ROUNDS = 6
 

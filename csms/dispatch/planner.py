@@ -15,7 +15,7 @@ fresh snapshot (current SoCs, the cars still plugged in) and the same events;
 energy already exported is simply reflected in the SoCs. Then
 :func:`diff_plans` tells the executor which chargers to re-command.
 
-See :mod:`csms.dispatch.planner_core` for the time grid and the repair step,
+See :mod:`csms.dispatch.problem` for the time grid, :mod:`csms.dispatch.repair` for the repair step,
 :mod:`csms.dispatch.planner_lp` for the LP formulation and
 :mod:`csms.dispatch.heuristic` for the greedy algorithm.
 """
@@ -30,18 +30,10 @@ import numpy as np
 
 from csms.dispatch.fleet import EventTarget, FleetSnapshot
 from csms.dispatch.heuristic import heuristic_schedule
-from csms.dispatch.planner_core import (
-    Plan,
-    Problem,
-    Shortfall,
-    ShortStep,
-    TargetSegment,
-    assemble_plan,
-    build_problem,
-    nae,
-    resolve_targets,
-)
+from csms.dispatch.plan_result import Plan, Shortfall, ShortStep, assemble_plan, nae
 from csms.dispatch.planner_lp import solve_lp
+from csms.dispatch.problem import Problem, build_problem
+from csms.dispatch.targets import TargetSegment, resolve_targets
 
 __all__ = [
     "LP_MAX_PAIRS",
@@ -109,7 +101,7 @@ def plan(
             charge above their own target (e.g. under a ``ChargingOnly`` limit).
 
     Returns:
-        A :class:`~csms.dispatch.planner_core.Plan`. ``plan.infeasible`` is True
+        A :class:`~csms.dispatch.plan_result.Plan`. ``plan.infeasible`` is True
         when the target cannot be met in full (``plan.shortfall`` lists the short
         steps with the achievable kW) or some driver's target SoC cannot be
         reached even at full charging power (``plan.infeasible_need``: those

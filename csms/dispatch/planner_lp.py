@@ -103,13 +103,13 @@ Minimum stable discharge power
 ------------------------------
 ``d = 0 or d >= min`` is non-convex. A vertex solution leaves few discharges
 below the minimum: typically one "remainder" step of a car whose energy budget
-binds. They are post-processed in :mod:`csms.dispatch.planner_core`:
-:func:`~csms.dispatch.planner_core.consolidate_min_power` moves each remainder
+binds. They are post-processed in :mod:`csms.dispatch.repair`:
+:func:`~csms.dispatch.repair.consolidate_min_power` moves each remainder
 to a step where the same car already discharges and swaps an equal amount of
 a partner car the other way (totals per car and per step unchanged, so the
-LP optimum is kept); :func:`~csms.dispatch.planner_core.repair` sets what is
+LP optimum is kept); :func:`~csms.dispatch.repair.repair` sets what is
 left to 0 (which only raises SoC paths); and
-:func:`~csms.dispatch.planner_core.top_up` re-assigns the export lost that way
+:func:`~csms.dispatch.repair.top_up` re-assigns the export lost that way
 to cars with spare energy. Optionally (``MIN_POWER_ROUNDS`` > 0) the LP is
 first re-solved from its basis with the remainders rounded -- to 0 below half
 the minimum, up to the minimum otherwise -- undoing any round that is
@@ -126,7 +126,7 @@ from dataclasses import dataclass
 import highspy
 import numpy as np
 
-from csms.dispatch.planner_core import Problem
+from csms.dispatch.problem import Problem
 
 MIN_POWER_ROUNDS = 0
 W_DEPARTURE = 1e3

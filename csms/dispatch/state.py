@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from csms.dispatch.executor import Command, Executor
 from csms.dispatch.ledger import MeterLedger
-from csms.dispatch.planner_core import Plan
+from csms.dispatch.plan_result import Plan
 from csms.dispatch.records import CarRecord, EventRun
 from csms.dispatch.snapshot import FleetView, SnapshotOptions
 

@@ -19,8 +19,8 @@ from csms.dispatch.planner import (
     plan_nae,
     resolve_targets,
 )
-from csms.dispatch.planner_core import build_problem
 from csms.dispatch.planner_lp import solve_lp
+from csms.dispatch.problem import build_problem
 from tests.dispatch.planner_support import T0, check_guarantees, online_loop
 
 

@@ -11,7 +11,7 @@ import pytest
 from csms.dispatch.departure import DepartureModel, SessionRecord
 from csms.dispatch.fleet import CarState, EventTarget, FleetSnapshot
 from csms.dispatch.planner import plan
-from csms.dispatch.planner_core import build_problem
+from csms.dispatch.problem import build_problem
 from tests.dispatch.planner_support import T0, check_guarantees, online_loop
 
 LA = ZoneInfo("America/Los_Angeles")
