@@ -63,7 +63,7 @@ Execute = Callable[["ApiContext", str, str, dict[str, Any], float | None], Await
 async def get_variables(
     ctx: ApiContext, station_id: str, data: list[dict[str, Any]], timeout: float | None, execute: Execute
 ) -> CommandResult:
-    """``execute`` sends one request (:func:`csms.api.commands.execute`)."""
+    """``execute`` sends one request (:func:`csms.api.command_execution.execute`)."""
     limit = await items_per_message(ctx, station_id, "GetVariables") or len(data)
     parts = [data[i : i + limit] for i in range(0, len(data), limit)]
     results: list[CommandResult] = []

@@ -205,15 +205,16 @@ _TRIGGERS = ("StatusNotification", "Heartbeat", "MeterValues", "BootNotification
 
 
 def _actions() -> dict[str, tuple[type[BaseModel], Callable[..., Awaitable[Any]]]]:
+    from csms.api import command_bodies as b
     from csms.api import commands as c
 
     return {
-        "Reset": (c.ResetBody, c.reset),
-        "UnlockConnector": (c.UnlockConnectorBody, c.unlock),
-        "TriggerMessage": (c.TriggerMessageBody, c.trigger),
-        "ChangeAvailability": (c.ChangeAvailabilityBody, c.change_availability),
-        "ClearChargingProfile": (c.ClearChargingProfileBody, c.clear_charging_profile),
-        "GetInstalledCertificateIds": (c.GetInstalledCertificateIdsBody, c.get_installed_certificate_ids),
+        "Reset": (b.ResetBody, c.reset),
+        "UnlockConnector": (b.UnlockConnectorBody, c.unlock),
+        "TriggerMessage": (b.TriggerMessageBody, c.trigger),
+        "ChangeAvailability": (b.ChangeAvailabilityBody, c.change_availability),
+        "ClearChargingProfile": (b.ClearChargingProfileBody, c.clear_charging_profile),
+        "GetInstalledCertificateIds": (b.GetInstalledCertificateIdsBody, c.get_installed_certificate_ids),
     }
 
 

@@ -24,7 +24,8 @@ from csms.domain import der
 from csms.ocpp import schemas
 
 from ..auth import require_operator, require_read
-from ..commands import Timeout, execute, next_request_id
+from ..command_bodies import next_request_id
+from ..command_execution import Timeout, execute
 from ..context import ApiContext, get_ctx
 from ..errors import ApiError, error_responses
 from ..models import CommandResult, StationEventOut

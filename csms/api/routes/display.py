@@ -20,7 +20,8 @@ from csms.ocpp import schemas
 from csms.ocpp.schemas import enum_values
 
 from ..auth import require_operator
-from ..commands import Timeout, execute, next_request_id
+from ..command_bodies import next_request_id
+from ..command_execution import Timeout, execute
 from ..context import ApiContext, get_ctx
 from ..errors import ApiError, error_responses
 from ..models import CommandResult

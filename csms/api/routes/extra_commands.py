@@ -1,6 +1,6 @@
 """Station commands for the provisioning and transaction use cases the OCA test cases exercise:
 ``POST /api/v1/stations/{station_id}/commands/<Action>`` (operator scope), answered like every
-other command (:func:`csms.api.commands.execute`: the station's OCPP answer, or the API error).
+other command (:func:`csms.api.command_execution.execute`: the station's OCPP answer, or the API error).
 
 - ``GetReport`` (B08): a custom device-model report by component criteria and/or
   component-variables; the parts arrive as NotifyReport and land in ``GET .../variables``;
@@ -21,7 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from csms.ocpp.schemas import enum_values
 
 from ..auth import require_operator
-from ..commands import ConnectorId, EvseId, Int, Timeout, _drop_none, _evse, _summary, execute, next_request_id
+from ..command_bodies import ConnectorId, EvseId, Int, _drop_none, _evse, next_request_id
+from ..command_execution import Timeout, execute
+from ..commands import _summary
 from ..context import ApiContext, get_ctx
 from ..errors import error_responses
 from ..models import CommandResult

@@ -21,7 +21,8 @@ from csms.ocpp import schemas
 from csms.ocpp.schemas import enum_values
 
 from ..auth import require_operator, require_read
-from ..commands import Timeout, VariableRef, execute, next_request_id
+from ..command_bodies import VariableRef, next_request_id
+from ..command_execution import Timeout, execute
 from ..context import ApiContext, get_ctx
 from ..errors import ApiError, error_responses
 from ..models import CommandResult, StationEventOut

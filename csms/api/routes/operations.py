@@ -28,7 +28,7 @@ from csms.ocpp.schemas import enum_values
 from csms.store import operations as ops
 
 from ..auth import require_operator, require_read
-from ..commands import Timeout, _offline, execute
+from ..command_execution import Timeout, _offline, execute
 from ..context import ApiContext, get_ctx
 from ..errors import ApiError, error_responses
 from ..models import CommandResult

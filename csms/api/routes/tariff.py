@@ -19,7 +19,7 @@ from csms.blocks.tariff import Tariffs
 from csms.ocpp import schemas
 
 from ..auth import require_operator, require_read
-from ..commands import Timeout, execute
+from ..command_execution import Timeout, execute
 from ..context import ApiContext, get_ctx
 from ..errors import ApiError, error_responses
 from ..models import CommandResult
