@@ -114,24 +114,13 @@ class Command:
 
     def same_schedule(self, other: Command | None, *, from_: datetime, tol_w: float = 1.0, tol_s: float = 1.0) -> bool:
         """True when both commands ask the same power (within ``tol_w``) from ``from_`` to the end
-        of the longer one. Boundaries less than ``tol_s`` apart count as the same instant: two
-        plans made a fraction of a second apart put their period starts on different whole
-        seconds (OCPP ``startPeriod`` is in seconds)."""
+        of the longer one (boundaries less than ``tol_s`` apart count as the same instant, see
+        :func:`probe_times`)."""
         if other is None or other.station_id != self.station_id or other.evse_id != self.evse_id:
             return False
         if abs((other.until - self.until).total_seconds()) > tol_s:
             return False
-        marks = {from_, max(self.until, other.until)}
-        for cmd in (self, other):
-            for off, _ in cmd.periods:
-                t = cmd.start + timedelta(seconds=off)
-                if t > from_:
-                    marks.add(t)
-        ordered = sorted(marks)
-        for lo, hi in itertools.pairwise(ordered):
-            if (hi - lo).total_seconds() <= tol_s:
-                continue  # a sliver between two boundaries that are the same instant
-            t = lo + (hi - lo) / 2
+        for t in probe_times((self, other), from_=from_, tol_s=tol_s):
             a, b = self.power_at(t), other.power_at(t)
             if (a is None) != (b is None) or (a is not None and b is not None and abs(a - b) > tol_w):
                 return False
@@ -143,18 +132,23 @@ def fleet_power_matches(
 ) -> bool:
     """True when the summed power of the commands ``a`` follows that of ``b`` within ``tol_w``
     from ``from_`` on (boundaries less than ``tol_s`` apart count as the same instant)."""
-    marks = {from_}
-    for cmd in (*a, *b):
-        marks.add(cmd.until)
-        marks.update(t for off, _ in cmd.periods if (t := cmd.start + timedelta(seconds=off)) > from_)
-    ordered = sorted(m for m in marks if m >= from_)
-    for lo, hi in itertools.pairwise(ordered):
-        if (hi - lo).total_seconds() <= tol_s:
-            continue
-        t = lo + (hi - lo) / 2
+    for t in probe_times((*a, *b), from_=from_, tol_s=tol_s):
         if abs(sum(c.power_at(t) or 0.0 for c in a) - sum(c.power_at(t) or 0.0 for c in b)) > tol_w:
             return False
     return True
+
+
+def probe_times(cmds: Iterable[Command], *, from_: datetime, tol_s: float) -> list[datetime]:
+    """One instant inside each stretch, from ``from_`` on, where none of ``cmds`` changes its
+    power: the middles between consecutive period starts and ends. Boundaries less than
+    ``tol_s`` apart count as the same instant (the sliver between them is skipped): plans made
+    a fraction of a second apart put their period starts on different whole seconds."""
+    marks = {from_}
+    for cmd in cmds:
+        marks.add(cmd.until)
+        marks.update(t for off, _ in cmd.periods if (t := cmd.start + timedelta(seconds=off)) > from_)
+    ordered = sorted(m for m in marks if m >= from_)
+    return [lo + (hi - lo) / 2 for lo, hi in itertools.pairwise(ordered) if (hi - lo).total_seconds() > tol_s]
 
 
 @dataclass(slots=True)
