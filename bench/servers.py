@@ -88,6 +88,7 @@ async def ours(port: int, data_dir: str, stations: int, ablate: str = "") -> Non
     from csms.central import CentralSystem
     from csms.config import ApiSettings, ServerSettings, Settings, StorageSettings
     from csms.logging import configure_logging
+    from csms.runtime import settle_heap
     from csms.server import credentials
 
     configure_logging("warning")
@@ -109,6 +110,7 @@ async def ours(port: int, data_dir: str, stations: int, ablate: str = "") -> Non
     if no_meters:
         assert central.store is not None
         central.store.meters.add_rows = lambda *args, **kwargs: 0  # type: ignore[method-assign]
+    settle_heap()  # as ``csms serve`` does once started
     print("ready", flush=True)
     try:
         await asyncio.Future()

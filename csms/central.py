@@ -24,6 +24,7 @@ from csms.config import Settings
 from csms.domain.station import BootState, StationState
 from csms.domain.writebehind import Batch, WriteBehind
 from csms.logging import debug_enabled
+from csms.ocpp import schemas
 from csms.ocpp.errors import OcppError
 from csms.security.certificates import SigningCa
 from csms.server import credentials, tls
@@ -117,6 +118,7 @@ class CentralSystem:
         ssl_ctx = tls.server_context(s.security)  # first: a TLS ConfigError leaves nothing open
         self.signing_ca = tls.signing_ca(s.security)
         s.data_dir.mkdir(parents=True, exist_ok=True)
+        schemas.prepare()  # every validator now (about 0.15 s, once per process), none at a first CALL
         self.store = await Store.open(s.database_url, frame_log_limit=s.storage.frame_log_limit)
         self._registry_rev = await self.store.station_changes_head()  # before the load: nothing slips between
         await self._load_stations()
@@ -422,7 +424,7 @@ class CentralSystem:
     def observer_for(self, station_id: str) -> metrics.StationObserver:
         assert self.store is not None
         debug = structlog.get_logger("csms.frames").bind(station=station_id) if debug_enabled() else None
-        return metrics.StationObserver(station_id, self.store.log_frame, self.clock, debug)
+        return metrics.StationObserver(station_id, self.store.frame_logger(station_id), self.clock, debug)
 
     async def _handle(self, ws: ServerConnection) -> None:
         station_id: str = ws.station_id  # type: ignore[attr-defined]

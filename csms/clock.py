@@ -19,10 +19,11 @@ def utcnow() -> datetime:
 
 def to_rfc3339(dt: datetime) -> str:
     """Format an aware datetime as RFC 3339 UTC with a ``Z`` suffix (millisecond precision)."""
-    if dt.tzinfo is None:
-        raise ValueError("naive datetime: OCPP timestamps need an offset")
-    dt = dt.astimezone(UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    if dt.tzinfo is not UTC:
+        if dt.tzinfo is None:
+            raise ValueError("naive datetime: OCPP timestamps need an offset")
+        dt = dt.astimezone(UTC)
+    return dt.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"  # Heartbeat answers: no strftime
 
 
 def parse_rfc3339(text: str) -> datetime:
@@ -49,9 +50,11 @@ class Clock:
         lag = 0.0 if anchor is None else max(0.0, (utcnow() - anchor).total_seconds())
         self.anchor = utcnow() - timedelta(seconds=lag) if anchor is None else anchor.astimezone(UTC)
         self._mono0 = time.monotonic() - lag
+        self._epoch_s = self.epoch.timestamp()
 
     def now(self) -> datetime:
-        return self.epoch + timedelta(seconds=(time.monotonic() - self._mono0) * self.speed)
+        # one float sum and one datetime (no timedelta): every frame is stamped with it
+        return datetime.fromtimestamp(self._epoch_s + (time.monotonic() - self._mono0) * self.speed, UTC)
 
     def timestamp(self) -> str:
         return to_rfc3339(self.now())

@@ -26,13 +26,14 @@ class StationObserver:
     __slots__ = ("clock", "debug_log", "frame_log", "station_id")
 
     def __init__(self, station_id, frame_log, clock, debug_log) -> None:
+        """``frame_log(direction, frame, at)``: the store's logger for this station."""
         self.station_id = station_id
         self.frame_log = frame_log
         self.clock = clock
         self.debug_log = debug_log
 
     def frame(self, direction: str, text: str | bytes) -> None:
-        self.frame_log(self.station_id, direction, text, self.clock.now())
+        self.frame_log(direction, text, self.clock.now())
         if self.debug_log is not None:
             shown = text.decode(errors="replace") if isinstance(text, bytes) else text
             self.debug_log.debug("frame", direction=direction, frame=shown)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,3 +25,16 @@ def run(main: Callable[[asyncio.Event], Awaitable[Any]]) -> Any:
         return uvloop.run(_wrapper())
     except ImportError:
         return asyncio.run(_wrapper())
+
+
+def settle_heap() -> None:
+    """Once the service is up: collect, then move every object alive now (modules, schemas,
+    compiled validators, the station registry) out of the cyclic collector's reach.
+
+    A full (generation 2) collection walks every tracked object; with the startup heap in it,
+    one took about 90 ms under load, a stall every station connected at that moment waited
+    through. Frozen objects are still freed by reference counting as usual; only cycles among
+    them are no longer collected, and nothing alive at startup is expected to form new garbage
+    cycles."""
+    gc.collect()
+    gc.freeze()

@@ -24,10 +24,6 @@ from .station import Station
 
 log = structlog.get_logger("simulators.fleet")
 
-PREWARM_ACTIONS = ("BootNotification", "Heartbeat", "StatusNotification", "TransactionEvent", "MeterValues",
-                   "Authorize", "NotifyEVChargingNeeds")  # fmt: skip
-
-
 class Fleet:
     """A set of :class:`~simulators.station.Station` objects sharing one clock and CSMS URL."""
 
@@ -86,12 +82,8 @@ class Fleet:
         self._tasks.append(asyncio.create_task(self._monitor(), name="fleet:monitor"))
 
     def prewarm(self) -> None:
-        """Compile the schema validators of the frequent messages now, not in the middle of the run."""
-        versions = {v for s in self.config.all_stations() for v in s.ocpp}
-        for version in sorted(versions):
-            for action in PREWARM_ACTIONS:
-                for kind in ("request", "response"):
-                    schemas.validator(version, action, kind)
+        """Compile the schema validators now, not in the middle of the run."""
+        schemas.prepare(sorted({v for s in self.config.all_stations() for v in s.ocpp}))
 
     async def stop(self) -> None:
         for t in self._tasks:

@@ -92,7 +92,7 @@ def serve(
 ) -> None:
     """Run the CSMS: the OCPP server (and the HTTP API) until SIGINT or SIGTERM."""
     from csms.logging import configure_logging
-    from csms.runtime import run
+    from csms.runtime import run, settle_heap
     from csms.service import Service, add_grid_parts
 
     settings = _settings(
@@ -110,6 +110,7 @@ def serve(
         service = Service(settings)
         add_grid_parts(service)
         await service.start()
+        settle_heap()
         try:
             await stop.wait()
         finally:

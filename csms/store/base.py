@@ -58,7 +58,6 @@ _METER_COLUMNS = (
     "unit",
     "value",
 )
-_FRAME_COLUMNS = ("station_id", "direction", "timestamp", "frame")
 
 
 def _check_station_id(station_id: str) -> None:

@@ -249,20 +249,24 @@ class MeterBatchWriter(BatchWriter[Row]):
         return len(rows)
 
 
-class FrameLogWriter(BatchWriter[Row]):
-    """Buffers raw OCPP-J frames and keeps at most ``limit`` rows per station.
+FrameItem = tuple[str, str, datetime, "str | bytes"]
+"""A buffered frame: (station id, direction, timestamp, text or the UTF-8 bytes sent)."""
+
+
+class FrameLogWriter(BatchWriter[FrameItem]):
+    """Buffers raw OCPP-J frames; the sink writes each batch as one segment per station
+    (:class:`csms.store.models.FrameSegment`), and the log keeps a station's newest ``limit``.
 
     Pruning runs in the flush task, after the insert, and only for stations that gained at
-    least ``slack`` rows (a tenth of the limit) since their last prune; an explicit ``flush()``
+    least ``slack`` frames (a tenth of the limit) since their last prune; an explicit ``flush()``
     or ``close()`` prunes every station that gained anything. Each prune is one indexed
-    ``DELETE ... WHERE station_id = ? AND id < (the limit-th newest id)``, so the table holds at
-    most ``limit + slack`` rows per station between prunes and the cost stays proportional to
-    the traffic.
+    ``DELETE`` of the station's segments older than the one holding its limit-th newest frame,
+    so the cost stays proportional to the traffic.
     """
 
     def __init__(
         self,
-        sink: Callable[[list[Row]], Awaitable[None]],
+        sink: Callable[[list[FrameItem]], Awaitable[None]],
         pruner: Callable[[list[str]], Awaitable[None]],
         *,
         limit: int,
@@ -285,20 +289,12 @@ class FrameLogWriter(BatchWriter[Row]):
             return
         ts = utcnow() if at is None else at if at.tzinfo is UTC else ensure_utc(at, "at")
         buf = self._buf
-        buf.append({"station_id": station_id, "direction": direction, "timestamp": ts, "frame": frame})
+        buf.append((station_id, direction, ts, frame))
         if len(buf) >= self.max_rows:
             self._trim()
             self._wake.set()
         unpruned = self._unpruned
         unpruned[station_id] = unpruned.get(station_id, 0) + 1
-
-    def _take(self, n: int) -> list[Row]:
-        batch = super()._take(n)
-        for row in batch:
-            frame = row["frame"]
-            if type(frame) is bytes:
-                row["frame"] = frame.decode(errors="replace")
-        return batch
 
     async def _after_flush(self, *, force: bool) -> None:
         threshold = 1 if force else self.slack

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import functools
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import bindparam, delete, func, select
 
-from .base import _FRAME_COLUMNS, _FRAME_DIRECTIONS, StoreBase, _at, _check_station_id, _ts_in
-from .models import DeviceVariable, FrameLog, SecurityEvent, StationEvent
-from .payloads import parse_report_data
+from .base import _FRAME_DIRECTIONS, StoreBase, _at, _check_station_id, _ts_in
+from .batch import FrameItem
+from .models import FRAME_ID_STRIDE, DeviceVariable, FrameSegment, SecurityEvent, StationEvent
+from .payloads import frame_segments, parse_report_data
 from .rows import FrameRow, SecurityEventRow, StationEventRow, VariableRow
+
+_SEGMENT_COLUMNS = ("station_id", "timestamp", "count", "frames")
 
 
 class JournalStore(StoreBase):
@@ -117,26 +122,48 @@ class JournalStore(StoreBase):
             raise ValueError(f"direction must be 'in' or 'out', not {direction!r}")
         self._frames.add(station_id, direction, frame_text, at)
 
-    async def _insert_frames(self, rows: list[dict[str, Any]]) -> None:
-        await self._bulk_insert(FrameLog.__table__, _FRAME_COLUMNS, rows)
+    def frame_logger(self, station_id: str) -> Callable[[str, str | bytes, datetime], None]:
+        """``log(direction, frame, at)`` for one station's connection: :meth:`log_frame` with the
+        station id checked once, and ``direction`` ('in' / 'out') and ``at`` (aware UTC, from the
+        clock) trusted -- two calls per OCPP call."""
+        _check_station_id(station_id)
+        return functools.partial(self._frames.add, station_id)
+
+    async def _insert_frames(self, frames: list[FrameItem]) -> None:
+        await self._bulk_insert(FrameSegment.__table__, _SEGMENT_COLUMNS, frame_segments(frames))
+
+    def _segments_newest_first(self, station_id: Any) -> Any:
+        """Subquery of a station's segments with ``newer``: how many frames newer segments hold."""
+        t = FrameSegment.__table__
+        newer = func.sum(t.c.count).over(order_by=t.c.id.desc()) - t.c.count
+        return select(t.c.id, t.c.frames, newer.label("newer")).where(t.c.station_id == station_id).subquery()
 
     async def _prune_frames(self, station_ids: list[str]) -> None:
-        table = FrameLog.__table__
+        """Drop each station's segments that hold none of its newest ``frame_log_limit`` frames."""
+        t = FrameSegment.__table__
         sid = bindparam("sid")
-        keep_from = (
-            select(table.c.id)
-            .where(table.c.station_id == sid)
-            .order_by(table.c.id.desc())
-            .offset(self.frame_log_limit - 1)
-            .limit(1)
-            .scalar_subquery()
-        )
-        stmt = delete(table).where(table.c.station_id == sid, table.c.id < keep_from)
+        seg = self._segments_newest_first(sid)
+        oldest_kept = select(func.min(seg.c.id)).where(seg.c.newer < self.frame_log_limit).scalar_subquery()
+        stmt = delete(t).where(t.c.station_id == sid, t.c.id < oldest_kept)
         async with self._write() as s:
             conn = await s.connection()
             await conn.execute(stmt, [{"sid": x} for x in station_ids])
 
     async def frames(self, station_id: str, limit: int = 100) -> list[FrameRow]:
-        """Newest first (by arrival order)."""
-        stmt = select(FrameLog).where(FrameLog.station_id == station_id).order_by(FrameLog.id.desc()).limit(limit)
-        return [FrameRow.model_validate(o) for o in await self._all(stmt)]
+        """Newest first (by arrival order); never more than the log keeps (``frame_log_limit``)."""
+        if self.frame_log_limit > 0:
+            limit = min(limit, self.frame_log_limit)
+        seg = self._segments_newest_first(station_id)
+        stmt = select(seg.c.id, seg.c.frames).where(seg.c.newer < limit).order_by(seg.c.id.desc())
+        async with self._read() as s:
+            segments = (await s.execute(stmt)).all()
+        out: list[FrameRow] = []
+        for seg_id, text in segments:
+            items = orjson.loads(text)
+            for i in range(len(items) - 1, -1, -1):
+                direction, ts, frame = items[i]
+                out.append(FrameRow(id=seg_id * FRAME_ID_STRIDE + i, station_id=station_id, direction=direction,
+                                    timestamp=datetime.fromisoformat(ts), frame=frame))  # fmt: skip
+                if len(out) == limit:
+                    return out
+        return out

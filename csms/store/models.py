@@ -8,7 +8,7 @@ Design notes:
 * ``station_id`` columns deliberately carry no foreign key. Frames, meter values and events may be
   recorded for a station before (or without) its row existing, and history must outlive a deleted
   station. The only foreign key is ``transaction_events.transaction_pk`` (cascade delete).
-* High-volume tables (``meter_samples``, ``frame_log``) use a surrogate integer key and are
+* High-volume tables (``meter_samples``, ``frame_segments``) use a surrogate integer key and are
   indexed for the reads the CSMS does: per station by time, per transaction, newest first.
 * A fixed constraint naming convention keeps Alembic batch operations on SQLite deterministic.
 * ``station_changes`` is the registry's change feed: every registration, credential, boot policy,
@@ -221,15 +221,27 @@ class DeviceVariable(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class FrameLog(Base):
-    __tablename__ = "frame_log"
+class FrameSegment(Base):
+    """The frame log: one station's OCPP-J frames of one write-behind flush, in arrival order.
+
+    ``frames`` is a JSON array of ``[direction, timestamp, frame]``; ``timestamp`` is that of the
+    first. A frame's id is ``segment id * FRAME_ID_STRIDE + its index``, so ids grow in arrival
+    order as one row per frame's did. One row per station and flush instead of one per frame: at
+    two frames per OCPP call, a row (and two index entries) per frame was the largest part of
+    the store's cost per call."""
+
+    __tablename__ = "frame_segments"
     __table_args__ = (Index(None, "station_id", "id"),)
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     station_id: Mapped[str] = mapped_column(String(STATION_ID_LEN))
-    direction: Mapped[str] = mapped_column(String(3))
     timestamp: Mapped[datetime] = mapped_column(UTCDateTime())
-    frame: Mapped[str] = mapped_column(Text)
+    count: Mapped[int] = mapped_column(Integer)
+    frames: Mapped[str] = mapped_column(Text)
+
+
+FRAME_ID_STRIDE = 1 << 16
+"""Frame ids per segment (a segment holds fewer frames than this)."""
 
 
 class ChargingProfile(Base):

@@ -16,6 +16,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+import orjson
 import structlog
 
 from csms.domain.metering import (
@@ -249,3 +250,28 @@ def profile_fields(profile: Mapping[str, Any]) -> dict[str, Any]:
         "stack_level": int(stack_level),
         "transaction_id": None if tx is None else str(tx),
     }
+
+
+def frame_segments(frames: Iterable[tuple[str, str, datetime, str | bytes]]) -> list[dict[str, Any]]:
+    """``frame_segments`` rows for buffered frames ``(station id, direction, timestamp, frame)``:
+    one per station, its frames in arrival order as a JSON array of ``[direction, timestamp,
+    frame]`` (orjson writes the timestamps, RFC 3339 with ``Z``, and escapes the text, in C)."""
+    by_station: dict[str, list[list[Any]]] = {}
+    for station_id, direction, ts, frame in frames:
+        if type(frame) is bytes:
+            frame = frame.decode(errors="replace")
+        items = by_station.get(station_id)
+        if items is None:
+            items = by_station[station_id] = []
+        items.append([direction, ts, frame])
+    rows = []
+    for station_id, items in by_station.items():
+        for start in range(0, len(items), SEGMENT_MAX):
+            part = items[start : start + SEGMENT_MAX]
+            rows.append({"station_id": station_id, "timestamp": part[0][1], "count": len(part),
+                         "frames": orjson.dumps(part, option=orjson.OPT_UTC_Z).decode()})  # fmt: skip
+    return rows
+
+
+SEGMENT_MAX = 4096
+"""Most frames in one segment (far below the id stride of 65,536 per segment)."""

@@ -4,7 +4,7 @@ SQLite settings, and data surviving close/reopen."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 from csms.store import Store, migrate
 from csms.store.migrate import head_revision
 from csms.store.models import Base
+from csms.store.sqlite_bulk import sqlite_utc_text
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 HEAD = head_revision()
@@ -163,3 +164,20 @@ async def test_0002_keeps_existing_stations_unblocked_and_starts_the_change_feed
     assert await store.set_station_blocked("OLD-1", True) is True
     changes, head = await store.station_changes(0)
     assert [(c.station_id, c.kind) for c in changes] == [("OLD-1", "upsert")] and head == changes[0].rev
+
+
+async def test_0005_carries_the_frame_log_over_into_segments(store: Store) -> None:
+    await migrate.downgrade(store.engine, "0004_site_limits")
+    insert = text("INSERT INTO frame_log (station_id, direction, timestamp, frame) VALUES (:s, :d, :t, :f)")
+    async with store.engine.begin() as conn:
+        for i in range(5):
+            at = T0 + timedelta(seconds=i)
+            row = {"s": "CS-1" if i != 2 else "CS-2", "d": "in" if i % 2 else "out", "f": f'[2,"{i}","Heartbeat",{{}}]'}
+            await conn.execute(insert, {**row, "t": at if store.dialect == "postgresql" else sqlite_utc_text(at)})
+    await migrate.upgrade(store.engine, HEAD)
+    frames = await store.frames("CS-1")
+    assert [f.frame for f in frames] == [f'[2,"{i}","Heartbeat",{{}}]' for i in (4, 3, 1, 0)]  # newest first
+    assert [f.direction for f in frames] == ["out", "in", "in", "out"]
+    assert [f.timestamp for f in frames] == [T0 + timedelta(seconds=i) for i in (4, 3, 1, 0)]
+    assert frames[0].id > frames[1].id > frames[2].id > frames[3].id
+    assert [f.frame for f in await store.frames("CS-2")] == ['[2,"2","Heartbeat",{}]']
