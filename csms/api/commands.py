@@ -24,6 +24,7 @@ that send their body's ``to_ocpp()`` as is, the others are written out.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import structlog
@@ -72,9 +73,13 @@ def _summary(action: str, text: str) -> dict[str, Any]:
     return {"summary": f"{action}: {text}", "response_model": CommandResult, "operation_id": f"command_{action}"}
 
 
-def command(router: APIRouter, action: str, body_type: type[BaseModel], text: str) -> None:
+Command = Callable[[ApiContext, str, Any, float | None], Awaitable[CommandResult]]
+
+
+def command(router: APIRouter, action: str, body_type: type[BaseModel], text: str) -> Command:
     """Register ``POST /<action>`` on ``router`` for a command whose request is its body's
-    ``to_ocpp()``, sent as is (:func:`~csms.api.command_execution.execute`)."""
+    ``to_ocpp()``, sent as is (:func:`~csms.api.command_execution.execute`); returns the route
+    function (the console calls it too)."""
 
     async def send(ctx: Ctx, station_id: StationId, body: Any, timeout: Timeout = None) -> CommandResult:
         return await execute(ctx, station_id, action, body.to_ocpp(), timeout)
@@ -82,18 +87,19 @@ def command(router: APIRouter, action: str, body_type: type[BaseModel], text: st
     send.__annotations__["body"] = body_type  # the request body FastAPI validates and documents
     send.__name__ = send.__qualname__ = f"command_{action}"
     router.post(f"/{action}", **_summary(action, text))(send)
+    return send
 
 
-command(router, "Reset", ResetBody, "reboot the station or one EVSE")
+reset = command(router, "Reset", ResetBody, "reboot the station or one EVSE")
 
 
-command(router, "UnlockConnector", UnlockConnectorBody, "release a stuck cable")
+unlock = command(router, "UnlockConnector", UnlockConnectorBody, "release a stuck cable")
 
 
-command(router, "ChangeAvailability", ChangeAvailabilityBody, "make a station/EVSE (in)operative")
+change_availability = command(router, "ChangeAvailability", ChangeAvailabilityBody, "make a station/EVSE (in)operative")
 
 
-command(router, "TriggerMessage", TriggerMessageBody, "ask the station to send a message now")
+trigger = command(router, "TriggerMessage", TriggerMessageBody, "ask the station to send a message now")
 
 
 @router.post(
@@ -106,16 +112,16 @@ async def get_variables(
     return await split_get_variables(ctx, station_id, body.to_ocpp()["getVariableData"], timeout, execute)
 
 
-command(router, "SetVariables", SetVariablesBody, "write device-model variables")
+set_variables = command(router, "SetVariables", SetVariablesBody, "write device-model variables")
 
 
-command(router, "GetBaseReport", GetBaseReportBody, "ask for a device-model report (NotifyReport)")
+get_base_report = command(router, "GetBaseReport", GetBaseReportBody, "ask for a device-model report (NotifyReport)")
 
 
-command(router, "RequestStartTransaction", RequestStartTransactionBody, "remote start")
+request_start = command(router, "RequestStartTransaction", RequestStartTransactionBody, "remote start")
 
 
-command(router, "RequestStopTransaction", RequestStopTransactionBody, "remote stop")
+request_stop = command(router, "RequestStopTransaction", RequestStopTransactionBody, "remote stop")
 
 
 @router.post(
@@ -163,7 +169,9 @@ async def clear_charging_profile(
     return result
 
 
-command(router, "GetCompositeSchedule", GetCompositeScheduleBody, "the station's own composite schedule")
+get_composite_schedule = command(
+    router, "GetCompositeSchedule", GetCompositeScheduleBody, "the station's own composite schedule"
+)
 
 
 @router.post(
@@ -176,7 +184,7 @@ async def update_firmware(
     return await execute(ctx, station_id, "UpdateFirmware", body.to_ocpp(ctx.central.now()), timeout)
 
 
-command(router, "GetLog", GetLogBody, "upload a log (progress: LogStatus events)")
+get_log = command(router, "GetLog", GetLogBody, "upload a log (progress: LogStatus events)")
 
 
 COMMANDS = (
@@ -197,12 +205,14 @@ COMMANDS = (
 )
 
 
-command(router, "InstallCertificate", InstallCertificateBody, "install a CA certificate on the station")
+install_certificate = command(
+    router, "InstallCertificate", InstallCertificateBody, "install a CA certificate on the station"
+)
 
 
-command(
+get_installed_certificate_ids = command(
     router, "GetInstalledCertificateIds", GetInstalledCertificateIdsBody, "the CA certificates installed on the station"
 )
 
 
-command(router, "DeleteCertificate", DeleteCertificateBody, "remove an installed CA certificate")
+delete_certificate = command(router, "DeleteCertificate", DeleteCertificateBody, "remove an installed CA certificate")

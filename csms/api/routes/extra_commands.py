@@ -92,10 +92,14 @@ class GetTransactionStatusBody(_Body):
         return _drop_none({"transactionId": self.transaction_id})
 
 
-command(router, "GetReport", GetReportBody, "a custom device-model report (parts arrive as NotifyReport)")
+get_report = command(router, "GetReport", GetReportBody, "a custom device-model report (parts arrive as NotifyReport)")
 
 
-command(router, "SetNetworkProfile", SetNetworkProfileBody, "store a connection profile in a slot")
+set_network_profile = command(
+    router, "SetNetworkProfile", SetNetworkProfileBody, "store a connection profile in a slot"
+)
 
 
-command(router, "GetTransactionStatus", GetTransactionStatusBody, "is a transaction ongoing, are its messages queued")
+get_transaction_status = command(
+    router, "GetTransactionStatus", GetTransactionStatusBody, "is a transaction ongoing, are its messages queued"
+)
