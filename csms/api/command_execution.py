@@ -43,6 +43,17 @@ def _offline(ctx: ApiContext, station_id: str, message: str | None = None) -> Ap
     )
 
 
+def invalid_request(exc: InvalidPayload, version: str | None) -> ApiError:
+    """422 for a request the station's RPC endpoint refused before sending it (the one schema
+    validation of an outbound request), naming the field."""
+    return ApiError(
+        422,
+        "invalid_payload",
+        f"{exc.action} request breaks the OCPP {version} schema at '{exc.path}': {exc.message}",
+        {"field": exc.path, "ocpp_code": str(exc.code), "action": exc.action, "ocpp_version": version},
+    )
+
+
 async def execute(
     ctx: ApiContext, station_id: str, action: str, payload: dict[str, Any], timeout: float | None = None
 ) -> CommandResult:
@@ -68,12 +79,7 @@ async def execute(
                 f"station {station_id} answered {action} with a payload that breaks the schema: {exc.message}",
                 {"action": action, "ocpp_code": str(exc.code)},
             ) from None
-        raise ApiError(
-            422,
-            "invalid_payload",
-            f"{action} request breaks the OCPP {version} schema at '{exc.path}': {exc.message}",
-            {"field": exc.path, "ocpp_code": str(exc.code), "action": action, "ocpp_version": version},
-        ) from None
+        raise invalid_request(exc, version) from None
     except UnknownStation:
         raise ctx.unknown_station(station_id) from None
     except StationOffline:

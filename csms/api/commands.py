@@ -18,15 +18,18 @@ The answer is the station's OCPP response, unchanged, or one of these errors:
 =====  ====================  ===============================================================
 
 The request bodies are in :mod:`csms.api.command_bodies`, the sending and the error mapping in
-:mod:`csms.api.command_execution`; this module holds the routes.
+:mod:`csms.api.command_execution`; this module holds the routes: :func:`command` makes those
+that send their body's ``to_ocpp()`` as is, the others are written out.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Depends
+from pydantic import BaseModel
 
 from .auth import require_operator
 from .command_bodies import (
@@ -70,26 +73,33 @@ def _summary(action: str, text: str) -> dict[str, Any]:
     return {"summary": f"{action}: {text}", "response_model": CommandResult, "operation_id": f"command_{action}"}
 
 
-@router.post("/Reset", **_summary("Reset", "reboot the station or one EVSE"))
-async def reset(ctx: Ctx, station_id: StationId, body: ResetBody, timeout: Timeout = None) -> CommandResult:
-    return await execute(ctx, station_id, "Reset", body.to_ocpp(), timeout)
+Command = Callable[[ApiContext, str, Any, float | None], Awaitable[CommandResult]]
 
 
-@router.post("/UnlockConnector", **_summary("UnlockConnector", "release a stuck cable"))
-async def unlock(ctx: Ctx, station_id: StationId, body: UnlockConnectorBody, timeout: Timeout = None) -> CommandResult:
-    return await execute(ctx, station_id, "UnlockConnector", body.to_ocpp(), timeout)
+def command(router: APIRouter, action: str, body_type: type[BaseModel], text: str) -> Command:
+    """Register ``POST /<action>`` on ``router`` for a command whose request is its body's
+    ``to_ocpp()``, sent as is (:func:`~csms.api.command_execution.execute`); returns the route
+    function (the console calls it too)."""
+
+    async def send(ctx: Ctx, station_id: StationId, body: Any, timeout: Timeout = None) -> CommandResult:
+        return await execute(ctx, station_id, action, body.to_ocpp(), timeout)
+
+    send.__annotations__["body"] = body_type  # the request body FastAPI validates and documents
+    send.__name__ = send.__qualname__ = f"command_{action}"
+    router.post(f"/{action}", **_summary(action, text))(send)
+    return send
 
 
-@router.post("/ChangeAvailability", **_summary("ChangeAvailability", "make a station/EVSE (in)operative"))
-async def change_availability(
-    ctx: Ctx, station_id: StationId, body: ChangeAvailabilityBody, timeout: Timeout = None
-) -> CommandResult:
-    return await execute(ctx, station_id, "ChangeAvailability", body.to_ocpp(), timeout)
+reset = command(router, "Reset", ResetBody, "reboot the station or one EVSE")
 
 
-@router.post("/TriggerMessage", **_summary("TriggerMessage", "ask the station to send a message now"))
-async def trigger(ctx: Ctx, station_id: StationId, body: TriggerMessageBody, timeout: Timeout = None) -> CommandResult:
-    return await execute(ctx, station_id, "TriggerMessage", body.to_ocpp(), timeout)
+unlock = command(router, "UnlockConnector", UnlockConnectorBody, "release a stuck cable")
+
+
+change_availability = command(router, "ChangeAvailability", ChangeAvailabilityBody, "make a station/EVSE (in)operative")
+
+
+trigger = command(router, "TriggerMessage", TriggerMessageBody, "ask the station to send a message now")
 
 
 @router.post(
@@ -102,32 +112,16 @@ async def get_variables(
     return await split_get_variables(ctx, station_id, body.to_ocpp()["getVariableData"], timeout, execute)
 
 
-@router.post("/SetVariables", **_summary("SetVariables", "write device-model variables"))
-async def set_variables(
-    ctx: Ctx, station_id: StationId, body: SetVariablesBody, timeout: Timeout = None
-) -> CommandResult:
-    return await execute(ctx, station_id, "SetVariables", body.to_ocpp(), timeout)
+set_variables = command(router, "SetVariables", SetVariablesBody, "write device-model variables")
 
 
-@router.post("/GetBaseReport", **_summary("GetBaseReport", "ask for a device-model report (NotifyReport)"))
-async def get_base_report(
-    ctx: Ctx, station_id: StationId, body: GetBaseReportBody, timeout: Timeout = None
-) -> CommandResult:
-    return await execute(ctx, station_id, "GetBaseReport", body.to_ocpp(), timeout)
+get_base_report = command(router, "GetBaseReport", GetBaseReportBody, "ask for a device-model report (NotifyReport)")
 
 
-@router.post("/RequestStartTransaction", **_summary("RequestStartTransaction", "remote start"))
-async def request_start(
-    ctx: Ctx, station_id: StationId, body: RequestStartTransactionBody, timeout: Timeout = None
-) -> CommandResult:
-    return await execute(ctx, station_id, "RequestStartTransaction", body.to_ocpp(), timeout)
+request_start = command(router, "RequestStartTransaction", RequestStartTransactionBody, "remote start")
 
 
-@router.post("/RequestStopTransaction", **_summary("RequestStopTransaction", "remote stop"))
-async def request_stop(
-    ctx: Ctx, station_id: StationId, body: RequestStopTransactionBody, timeout: Timeout = None
-) -> CommandResult:
-    return await execute(ctx, station_id, "RequestStopTransaction", body.to_ocpp(), timeout)
+request_stop = command(router, "RequestStopTransaction", RequestStopTransactionBody, "remote stop")
 
 
 @router.post(
@@ -175,11 +169,9 @@ async def clear_charging_profile(
     return result
 
 
-@router.post("/GetCompositeSchedule", **_summary("GetCompositeSchedule", "the station's own composite schedule"))
-async def get_composite_schedule(
-    ctx: Ctx, station_id: StationId, body: GetCompositeScheduleBody, timeout: Timeout = None
-) -> CommandResult:
-    return await execute(ctx, station_id, "GetCompositeSchedule", body.to_ocpp(), timeout)
+get_composite_schedule = command(
+    router, "GetCompositeSchedule", GetCompositeScheduleBody, "the station's own composite schedule"
+)
 
 
 @router.post(
@@ -192,9 +184,7 @@ async def update_firmware(
     return await execute(ctx, station_id, "UpdateFirmware", body.to_ocpp(ctx.central.now()), timeout)
 
 
-@router.post("/GetLog", **_summary("GetLog", "upload a log (progress: LogStatus events)"))
-async def get_log(ctx: Ctx, station_id: StationId, body: GetLogBody, timeout: Timeout = None) -> CommandResult:
-    return await execute(ctx, station_id, "GetLog", body.to_ocpp(), timeout)
+get_log = command(router, "GetLog", GetLogBody, "upload a log (progress: LogStatus events)")
 
 
 COMMANDS = (
@@ -215,25 +205,14 @@ COMMANDS = (
 )
 
 
-@router.post("/InstallCertificate", **_summary("InstallCertificate", "install a CA certificate on the station"))
-async def install_certificate(
-    ctx: Ctx, station_id: StationId, body: InstallCertificateBody, timeout: Timeout = None
-) -> CommandResult:
-    return await execute(ctx, station_id, "InstallCertificate", body.to_ocpp(), timeout)
-
-
-@router.post(
-    "/GetInstalledCertificateIds",
-    **_summary("GetInstalledCertificateIds", "the CA certificates installed on the station"),
+install_certificate = command(
+    router, "InstallCertificate", InstallCertificateBody, "install a CA certificate on the station"
 )
-async def get_installed_certificate_ids(
-    ctx: Ctx, station_id: StationId, body: GetInstalledCertificateIdsBody, timeout: Timeout = None
-) -> CommandResult:
-    return await execute(ctx, station_id, "GetInstalledCertificateIds", body.to_ocpp(), timeout)
 
 
-@router.post("/DeleteCertificate", **_summary("DeleteCertificate", "remove an installed CA certificate"))
-async def delete_certificate(
-    ctx: Ctx, station_id: StationId, body: DeleteCertificateBody, timeout: Timeout = None
-) -> CommandResult:
-    return await execute(ctx, station_id, "DeleteCertificate", body.to_ocpp(), timeout)
+get_installed_certificate_ids = command(
+    router, "GetInstalledCertificateIds", GetInstalledCertificateIdsBody, "the CA certificates installed on the station"
+)
+
+
+delete_certificate = command(router, "DeleteCertificate", DeleteCertificateBody, "remove an installed CA certificate")

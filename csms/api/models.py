@@ -7,12 +7,40 @@ official camelCase wire form.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
+from pydantic.fields import FieldInfo
+
+from csms.store import rows
 
 T = TypeVar("T")
+
+
+def from_row(
+    name: str,
+    row: type[BaseModel],
+    *,
+    exclude: frozenset[str] | set[str] = frozenset(),
+    describe: Mapping[str, str] | None = None,
+    insert: Mapping[str, Mapping[str, tuple[Any, Any]]] | None = None,
+) -> type[BaseModel]:
+    """The response model ``name`` with the fields of the store row ``row`` (types, defaults and
+    order as there: a column added to the row is in the API at once), less ``exclude``;
+    ``describe`` adds a description to a field, ``insert`` adds fields the row does not have
+    after the one named (``{after: {field: (type, default)}}``)."""
+    fields: dict[str, Any] = {}
+    for field_name, info in row.model_fields.items():
+        if field_name in exclude:
+            continue
+        if describe and field_name in describe:
+            info = FieldInfo.merge_field_infos(info, description=describe[field_name])
+        fields[field_name] = (info.annotation, info)
+        fields.update((insert or {}).get(field_name, {}))
+    model: type[BaseModel] = create_model(name, __module__=__name__, **fields)
+    return model
 
 
 class Page(BaseModel, Generic[T]):
@@ -108,67 +136,29 @@ class StationDetail(StationSummary):
 
 
 # ---------------------------------------------------------------------------- history
-class TransactionOut(BaseModel):
-    station_id: str
-    transaction_id: str
-    active: bool
-    state: str
-    evse_id: int | None = None
-    connector_id: int | None = None
-    id_token: str | None = None
-    id_token_type: str | None = None
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
-    charging_state: str | None = None
-    stopped_reason: str | None = None
-    last_seq_no: int
-    energy_import_wh: float | None = None
-    energy_export_wh: float | None = None
-    charging_needs: dict[str, Any] | None = None
-    allowed_energy_transfer: list[str] | None = None
-    updated_at: datetime
+TransactionOut = from_row(
+    "TransactionOut", rows.TransactionRow, exclude={"id", "meta"}, insert={"transaction_id": {"active": (bool, ...)}}
+)
 
 
-class TransactionEventOut(BaseModel):
-    seq_no: int
-    event_type: str
-    trigger_reason: str | None = None
-    timestamp: datetime
-    offline: bool = False
-    payload: dict[str, Any]
-    received_at: datetime
+TransactionEventOut = from_row("TransactionEventOut", rows.TransactionEventRow, exclude={"id", "transaction_pk"})
 
 
 class TransactionDetail(TransactionOut):
     events: list[TransactionEventOut]
 
 
-class MeterSampleOut(BaseModel):
-    timestamp: datetime
-    evse_id: int
-    transaction_id: str | None = None
-    measurand: str
-    phase: str | None = None
-    location: str | None = None
-    context: str | None = None
-    unit: str | None = None
-    value: float
+MeterSampleOut = from_row("MeterSampleOut", rows.MeterSampleRow, exclude={"id", "station_id"})
 
 
-class SecurityEventOut(BaseModel):
-    id: int
-    station_id: str
-    type: str
-    timestamp: datetime
-    tech_info: str | None = None
+SecurityEventOut = from_row("SecurityEventOut", rows.SecurityEventRow)
 
 
-class StationEventOut(BaseModel):
-    id: int
-    station_id: str
-    kind: str = Field(description="FirmwareStatus, LogStatus, NotifyEvent, DataTransfer ...")
-    timestamp: datetime
-    payload: dict[str, Any]
+StationEventOut = from_row(
+    "StationEventOut",
+    rows.StationEventRow,
+    describe={"kind": "FirmwareStatus, LogStatus, NotifyEvent, DataTransfer ..."},
+)
 
 
 class FrameOut(BaseModel):
@@ -188,28 +178,18 @@ class FrameList(BaseModel):
     last_id: int | None = Field(None, description="pass as after_id to get only newer frames")
 
 
-class VariableOut(BaseModel):
-    component: str
-    component_instance: str = ""
-    evse_id: int = -1
-    connector_id: int = -1
-    variable: str
-    variable_instance: str = ""
-    attribute_type: str = "Actual"
-    value: str | None = None
-    characteristics: dict[str, Any] | None = None
-    updated_at: datetime
+VariableOut = from_row("VariableOut", rows.VariableRow, exclude={"station_id"})
 
 
-class ProfileOut(BaseModel):
-    profile_id: int
-    evse_id: int
-    purpose: str
-    stack_level: int
-    source: str = Field(description="who installed it: csms (dispatch), operator (API), station (reported)")
-    transaction_id: str | None = None
-    installed_at: datetime
-    profile: dict[str, Any] = Field(description="the OCPP ChargingProfileType (wire form)")
+ProfileOut = from_row(
+    "ProfileOut",
+    rows.ChargingProfileRow,
+    exclude={"station_id"},
+    describe={
+        "source": "who installed it: csms (dispatch), operator (API), station (reported)",
+        "profile": "the OCPP ChargingProfileType (wire form)",
+    },
+)
 
 
 class CompositePeriodOut(BaseModel):
@@ -234,30 +214,14 @@ class CompositeOut(BaseModel):
 
 
 # ---------------------------------------------------------------------------- id tokens
-class IdTokenOut(BaseModel):
-    id_token: str
-    type: str
-    status: str
-    expires_at: datetime | None = None
-    group_id: str | None = None
-    allowed_energy_transfer: list[str] | None = None
-    created_at: datetime
+IdTokenOut = from_row("IdTokenOut", rows.IdTokenRow)
 
 
 # ---------------------------------------------------------------------------- grid
-class GridEventOut(BaseModel):
-    id: str
-    revision: int
-    status: str
-    payload: dict[str, Any]
-    created_at: datetime
-    updated_at: datetime
+GridEventOut = from_row("GridEventOut", rows.GridEventRow)
 
 
-class ReportOut(BaseModel):
-    event_id: str
-    report: dict[str, Any]
-    updated_at: datetime
+ReportOut = from_row("ReportOut", rows.EventReportRow)
 
 
 # ---------------------------------------------------------------------------- commands

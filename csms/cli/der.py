@@ -19,7 +19,7 @@ from rich.table import Table
 
 from .client import seg
 from .options import JsonOpt, StationArg, TimeoutOpt, TokenOpt, UrlOpt, api, json_file
-from .render import command_result, out, print_json, ts
+from .render import command_result, event_rows, out, print_json
 
 der = typer.Typer(no_args_is_help=True, help="OCPP 2.1 DER control: set, list, report, clear, alarms.")
 SettingsArg = Annotated[Path, typer.Argument(help="the control's settings as JSON, wire form (- for stdin)")]
@@ -144,23 +144,13 @@ def der_alarms(
     """The grid alarms the station reported (NotifyDERAlarm), newest first."""
     with api(url, token, as_json) as client:
         rows = client.get(f"{_base(station_id)}/alarms", limit=limit)
-    if as_json:
-        print_json(rows)
-        return
-    if not rows:
-        out.print(f"{escape(station_id)}: no DER alarms")
-        return
-    table = Table("time", "state", "control", "fault", "info", box=None, pad_edge=False)
-    for r in rows:
-        p = r["payload"]
-        table.add_row(
-            ts(r["timestamp"]),
-            "ended" if p["alarmEnded"] else "raised",
-            p["controlType"],
-            p.get("gridEventFault", "-"),
-            escape(p.get("extraInfo", "")),
-        )
-    out.print(table)
+    event_rows(rows, as_json, f"{escape(station_id)}: no DER alarms", ("state", "control", "fault", "info"), _alarm)
+
+
+def _alarm(r: dict[str, Any]) -> list[str]:
+    p = r["payload"]
+    state = "ended" if p["alarmEnded"] else "raised"
+    return [state, p["controlType"], p.get("gridEventFault", "-"), escape(p.get("extraInfo", ""))]
 
 
 def register(app: typer.Typer) -> None:

@@ -12,9 +12,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .client import ApiClient, CliError, Target, seg
+from .client import ApiClient, CliError, Target
 from .commands import RESET_TYPES, TRIGGERS
-from .maintenance import FIRMWARE_DONE, FIRMWARE_FAILED, last_event_id
+from .maintenance import FIRMWARE_DONE, FIRMWARE_FAILED, last_event_id, request_events
 from .options import JsonOpt, TokenOpt, UrlOpt, WaitOpt, WaitTimeoutOpt, api, choice, parse_variable
 from .render import err, out, print_json, styled
 from .stations import all_pages
@@ -36,6 +36,19 @@ def _fleet_ids(client: ApiClient, model: str | None, include_offline: bool, ids:
     return [s["id"] for s in all_pages(client, "/api/v1/stations", params)]
 
 
+def _progress(as_json: bool) -> Progress:
+    """A progress bar on stderr (none with ``--json``)."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err.console(),
+        disable=as_json,
+    )
+
+
 def _fleet_run(
     target: Target,
     station_ids: list[str],
@@ -55,15 +68,7 @@ def _fleet_run(
             except CliError as exc:
                 return {"station_id": sid, "ok": False, "status": exc.code, "error": exc.as_json()["error"]}
 
-    progress = Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err.console(),
-        disable=as_json,
-    )
+    progress = _progress(as_json)
     with progress, ThreadPoolExecutor(max_workers=parallel) as pool:
         task = progress.add_task(f"{action}", total=len(station_ids))
         futures = {pool.submit(one, sid): sid for sid in station_ids}
@@ -196,28 +201,14 @@ def _fleet_follow(
 ) -> None:
     by_id = {r["station_id"]: r for r in results}
     deadline = time.monotonic() + wait_timeout
-    progress = Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err.console(),
-        disable=as_json,
-    )
+    progress = _progress(as_json)
     with progress:
         task = progress.add_task("firmware installed", total=len(pending))
         while pending and time.monotonic() < deadline:
             for sid, rid in list(pending.items()):
-                page = client.get(
-                    f"/api/v1/stations/{seg(sid)}/events", kind="FirmwareStatus", after_id=after[sid], limit=100
-                )
-                for e in sorted(page["items"], key=lambda x: x["id"]):
-                    after[sid] = max(after[sid], e["id"])
-                    p = e.get("payload") or {}
-                    if p.get("requestId") not in (None, rid):
-                        continue
-                    status = str(p.get("status"))
+                after[sid], events = request_events(client, sid, "FirmwareStatus", rid, after[sid])
+                for e in events:
+                    status = str((e.get("payload") or {}).get("status"))
                     by_id[sid]["status"] = status
                     if status in FIRMWARE_DONE | FIRMWARE_FAILED:
                         if status in FIRMWARE_FAILED:

@@ -45,6 +45,19 @@ def last_event_id(client: ApiClient, sid: str, kind: str) -> int:
     return items[0]["id"] if items else 0
 
 
+def request_events(
+    client: ApiClient, sid: str, kind: str, request_id: int | None, after_id: int
+) -> tuple[int, list[dict[str, Any]]]:
+    """The station's events of ``kind`` newer than ``after_id``, oldest first, less those of another
+    request than ``request_id`` (all when it is None); with the id to pass as ``after_id`` next."""
+    page = client.get(f"/api/v1/stations/{seg(sid)}/events", kind=kind, after_id=after_id, limit=100)
+    items = sorted(page["items"], key=lambda x: x["id"])
+    last = max([after_id, *(e["id"] for e in items)])
+    if request_id is None:
+        return last, items
+    return last, [e for e in items if (e.get("payload") or {}).get("requestId") in (None, request_id)]
+
+
 def _follow(
     client: ApiClient,
     sid: str,
@@ -65,14 +78,9 @@ def _follow(
     )
     with ctx as spinner:
         while time.monotonic() < deadline:
-            page = client.get(f"/api/v1/stations/{seg(sid)}/events", kind=kind, after_id=after_id, limit=100)
-            for e in sorted(page["items"], key=lambda x: x["id"]):
-                after_id = max(after_id, e["id"])
-                p = e.get("payload") or {}
-                rid = p.get("requestId")
-                if request_id is not None and rid is not None and rid != request_id:
-                    continue
-                status = str(p.get("status", "?"))
+            after_id, events = request_events(client, sid, kind, request_id, after_id)
+            for e in events:
+                status = str((e.get("payload") or {}).get("status", "?"))
                 seen.append(e)
                 if not quiet:
                     out.print(f"  {ts(e['timestamp'])}  {styled(status)}")

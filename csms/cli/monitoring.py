@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -11,7 +11,7 @@ from rich.table import Table
 
 from .client import seg
 from .options import JsonOpt, StationArg, TimeoutOpt, TokenOpt, UrlOpt, api, choice, parse_variable, send_command
-from .render import out, print_json, styled, ts
+from .render import event_rows, out, print_json, styled
 
 # ============================================================================ monitoring
 monitor = typer.Typer(no_args_is_help=True, help="Variable monitoring: set, report, clear, base, level.")
@@ -134,17 +134,10 @@ def alerts(
     """Alerts raised from the stations' NotifyEvent, newest first."""
     with api(url, token, as_json) as client:
         rows = client.get("/api/v1/alerts", station_id=station, limit=limit)
-    if as_json:
-        print_json(rows)
-        return
-    if not rows:
-        out.print("no alerts")
-        return
-    table = Table("time", "station", "severity", "variable", "value", box=None, pad_edge=False)
-    for r in rows:
-        p = r["payload"]
-        table.add_row(
-            ts(r["timestamp"]), escape(r["station_id"]), str(p["severity"]),
-            escape(f"{p['component']['name']}.{p['variable']['name']}"), escape(str(p["actualValue"])),
-        )  # fmt: skip
-    out.print(table)
+    event_rows(rows, as_json, "no alerts", ("station", "severity", "variable", "value"), _alert)
+
+
+def _alert(r: dict[str, Any]) -> list[str]:
+    p = r["payload"]
+    variable = f"{p['component']['name']}.{p['variable']['name']}"
+    return [escape(r["station_id"]), str(p["severity"]), escape(variable), escape(str(p["actualValue"]))]

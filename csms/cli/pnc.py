@@ -12,15 +12,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from .client import seg
 from .options import JsonOpt, StationArg, TokenOpt, UrlOpt, api, read_text
-from .render import out, print_json, styled, ts
+from .render import event_rows, out, print_json, styled, ts
 
 pnc = typer.Typer(no_args_is_help=True, help="ISO 15118 Plug & Charge: set-up, contract and OCSP checks, events.")
 
@@ -104,19 +103,16 @@ def pnc_events(
     """The station's Plug & Charge outcomes, newest first."""
     with api(url, token, as_json) as client:
         rows = client.get(f"/api/v1/stations/{seg(station_id)}/pnc/events", limit=limit)
-    if as_json:
-        print_json(rows)
-        return
-    if not rows:
-        out.print(f"{escape(station_id)}: no Plug & Charge messages")
-        return
-    table = Table("time", "message", "outcome", "detail", box=None, pad_edge=False)
-    for r in rows:
-        p = r["payload"]
-        outcome = p.get("certificateStatus") or p.get("status") or "-"
-        detail = p.get("reason") or p.get("certStatus") or p.get("action") or p.get("validation") or ""
-        table.add_row(ts(r["timestamp"]), p["message"], styled(outcome), escape(str(detail)))
-    out.print(table)
+    event_rows(
+        rows, as_json, f"{escape(station_id)}: no Plug & Charge messages", ("message", "outcome", "detail"), _outcome
+    )
+
+
+def _outcome(r: dict[str, Any]) -> list[str]:
+    p = r["payload"]
+    outcome = p.get("certificateStatus") or p.get("status") or "-"
+    detail = p.get("reason") or p.get("certStatus") or p.get("action") or p.get("validation") or ""
+    return [p["message"], styled(outcome), escape(str(detail))]
 
 
 def register(app: typer.Typer) -> None:

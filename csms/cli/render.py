@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from .client import CliError
 
@@ -70,6 +72,27 @@ def print_json(data: Any) -> None:
     """Exactly the JSON, on stdout, nothing else (for scripts and jq)."""
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
     sys.stdout.flush()
+
+
+def event_rows(
+    rows: list[dict[str, Any]],
+    as_json: bool,
+    empty: str,
+    columns: Sequence[str],
+    cells: Callable[[dict[str, Any]], Sequence[str]],
+) -> None:
+    """Stored station events (newest first) as JSON, or as a table of their time and ``cells(row)``
+    under ``columns``; ``empty`` when there are none."""
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        out.print(empty)
+        return
+    table = Table("time", *columns, box=None, pad_edge=False)
+    for r in rows:
+        table.add_row(ts(r["timestamp"]), *cells(r))
+    out.print(table)
 
 
 def fail(exc: CliError, as_json: bool) -> typer.Exit:

@@ -126,6 +126,7 @@ from dataclasses import dataclass
 import highspy
 import numpy as np
 
+from csms.dispatch.lp_builder import LpBuilder
 from csms.dispatch.problem import Problem
 
 MIN_POWER_ROUNDS = 0
@@ -157,73 +158,11 @@ class LPResult:
     formulation: str
 
 
-class _Builder:
-    """Accumulates columns, rows and coefficients as numpy arrays; emits a row-wise ``HighsLp``."""
-
-    def __init__(self) -> None:
-        self.n_col = 0
-        self.n_row = 0
-        self._cost: list[np.ndarray] = []
-        self._lo: list[np.ndarray] = []
-        self._hi: list[np.ndarray] = []
-        self._rlo: list[np.ndarray] = []
-        self._rhi: list[np.ndarray] = []
-        self._r: list[np.ndarray] = []
-        self._c: list[np.ndarray] = []
-        self._v: list[np.ndarray] = []
-
-    def cols(self, n: int, cost: object = 0.0, lo: object = 0.0, hi: object = np.inf) -> np.ndarray:
-        idx = np.arange(self.n_col, self.n_col + n)
-        self._cost.append(np.broadcast_to(np.asarray(cost, dtype=float), (n,)))
-        self._lo.append(np.broadcast_to(np.asarray(lo, dtype=float), (n,)))
-        self._hi.append(np.broadcast_to(np.asarray(hi, dtype=float), (n,)))
-        self.n_col += n
-        return idx
-
-    def rows(self, n: int, lo: object = -np.inf, hi: object = np.inf) -> np.ndarray:
-        idx = np.arange(self.n_row, self.n_row + n)
-        self._rlo.append(np.broadcast_to(np.asarray(lo, dtype=float), (n,)))
-        self._rhi.append(np.broadcast_to(np.asarray(hi, dtype=float), (n,)))
-        self.n_row += n
-        return idx
-
-    def coef(self, rows: np.ndarray, cols: np.ndarray, vals: object) -> None:
-        rows = np.asarray(rows, dtype=np.int64)
-        self._r.append(rows)
-        self._c.append(np.asarray(cols, dtype=np.int64))
-        self._v.append(np.broadcast_to(np.asarray(vals, dtype=float), rows.shape))
-
-    def col_upper(self) -> np.ndarray:
-        return np.concatenate(self._hi) if self._hi else np.zeros(0)
-
-    def lp(self) -> highspy.HighsLp:
-        rows = np.concatenate(self._r) if self._r else np.zeros(0, dtype=np.int64)
-        cols = np.concatenate(self._c) if self._c else np.zeros(0, dtype=np.int64)
-        vals = np.concatenate(self._v) if self._v else np.zeros(0)
-        order = np.argsort(rows, kind="stable")
-        start = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=self.n_row))]).astype(np.int32)
-        lp = highspy.HighsLp()
-        lp.num_col_ = self.n_col
-        lp.num_row_ = self.n_row
-        lp.col_cost_ = np.concatenate(self._cost)
-        lp.col_lower_ = np.concatenate(self._lo)
-        lp.col_upper_ = np.concatenate(self._hi)
-        lp.row_lower_ = np.concatenate(self._rlo) if self._rlo else np.zeros(0)
-        lp.row_upper_ = np.concatenate(self._rhi) if self._rhi else np.zeros(0)
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
-        lp.a_matrix_.num_col_ = self.n_col
-        lp.a_matrix_.num_row_ = self.n_row
-        lp.a_matrix_.start_ = start
-        lp.a_matrix_.index_ = cols[order].astype(np.int32)
-        lp.a_matrix_.value_ = vals[order].astype(np.float64)
-        return lp
-
-
 @dataclass
 class _Model:
     """An LP plus what the solve loop needs to know about it."""
 
-    builder: _Builder
+    builder: LpBuilder
     d_cols: np.ndarray  # discharge columns
     d_min: np.ndarray  # their minimum stable power
     u_cols: np.ndarray  # departure slack columns
@@ -231,7 +170,7 @@ class _Model:
     name: str
 
 
-def _tracking_block(b: _Builder, problem: Problem, steps: np.ndarray) -> np.ndarray:
+def _tracking_block(b: LpBuilder, problem: Problem, steps: np.ndarray) -> np.ndarray:
     """Columns X[t] and the shortfall / overshoot slacks with their rows; returns each step's balance row.
 
     On tracked steps the shortfall is split into ``N_SHORT`` pieces of
@@ -265,7 +204,7 @@ def _tracking_block(b: _Builder, problem: Problem, steps: np.ndarray) -> np.ndar
     return bal
 
 
-def _fairness(b: _Builder, problem: Problem, d_cols: np.ndarray, d_car: np.ndarray, d_dt: np.ndarray) -> None:
+def _fairness(b: LpBuilder, problem: Problem, d_cols: np.ndarray, d_car: np.ndarray, d_dt: np.ndarray) -> None:
     """Convex piecewise penalty on each car's discharged energy relative to what it has available."""
     if d_cols.size == 0:
         return
@@ -308,7 +247,7 @@ def first_block(problem: Problem) -> tuple[int, int] | None:
     return s0, s1
 
 
-def _reserve(b: _Builder, problem: Problem, e: np.ndarray, offsets: np.ndarray) -> None:
+def _reserve(b: LpBuilder, problem: Problem, e: np.ndarray, offsets: np.ndarray) -> None:
     """Full model: reward energy held at the start of the first event block (see ``W_RESERVE``).
 
     Per car available before and at the block start, a column ``r_i <= e[i, s0-1] - e0_i``
@@ -335,7 +274,7 @@ def _reserve(b: _Builder, problem: Problem, e: np.ndarray, offsets: np.ndarray) 
 def _full_model(problem: Problem) -> _Model:
     n, n_t = problem.n_cars, problem.n_steps
     dt = problem.dt_h
-    b = _Builder()
+    b = LpBuilder()
     car, step, offsets = _pairs(problem.a, problem.b)
     k = car.size
     n_i = np.maximum(problem.b - problem.a, 0)
@@ -432,7 +371,7 @@ def _compact_model(problem: Problem) -> _Model:
     budget = (problem.e0 - keep_end) * eta_d  # grid-side energy dischargeable without pre-charging
     with_pre = pre_max > 1e-9
 
-    b = _Builder()
+    b = LpBuilder()
     car, step, _ = _pairs(ea, eb)
     dub = problem.dmax_steps()[car, step]
     can = ~charger & ((budget > 1e-9) | with_pre)

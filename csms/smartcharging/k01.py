@@ -26,15 +26,8 @@ Requirements implemented (OCPP 2.0.1 Part 2 / OCPP 2.1 Part 2, use case K01 unle
 * K01.FR.95 (2.1)  ``randomizedDelay`` only in TxProfile / TxDefaultProfile.
 * K01.FR.120 / K01.FR.121 / K01.FR.122 (2.1)  additional purposes and the Dynamic kind only when the
   station supports them; ``dynUpdateInterval``/``dynUpdateTime`` only for Dynamic profiles.
-* 2.1 table "operationMode for various ChargingProfilePurposes": ChargingStationMaxProfile and
-  PriorityCharging only ``ChargingOnly``; ExternalConstraints ``ChargingOnly``/``ExternalLimits``/
-  ``ExternalSetpoint``; LocalGeneration ``ChargingOnly``/``ExternalLimits``; Tx(Default)Profile any mode.
-* 2.1 table "limits and setpoints per operation mode" (Q08/Q10): ``ChargingOnly`` needs ``limit`` and no
-  setpoint/dischargeLimit; ``CentralSetpoint`` and ``CentralFrequency`` need ``setpoint``; ``Idle``,
-  ``ExternalLimits``, ``LocalFrequency``, ``LocalLoadBalancing`` carry no limits/setpoints;
-  ``ExternalSetpoint`` may carry ``limit``/``dischargeLimit``.
-* 2.1 value rules: ``dischargeLimit`` <= 0; ``limit`` >= 0 (a negative limit is legacy only);
-  ``operationMode`` must be in ``SupportedOperationModes``.
+* 2.1 operation modes (the tables "operationMode for various ChargingProfilePurposes" and "limits and
+  setpoints per operation mode", Q08/Q10, and their value rules): :mod:`csms.smartcharging.operation_modes`.
 * 2.0.1: a negative ``limit`` is only accepted when the station uses the documented vendor V2X
   convention (``StationLimits.allow_negative_limits``), on a TxProfile/TxDefaultProfile in ``W``.
 * SmartChargingCtrlr limits: ``ProfileStackLevel`` (max stackLevel), ``PeriodsPerSchedule`` (max
@@ -68,6 +61,7 @@ from csms.smartcharging.model import (
     ensure_utc,
     parse_set_charging_profile,
 )
+from csms.smartcharging.operation_modes import ALLOWED_MODES_BY_PURPOSE, check_period_v21
 
 __all__ = [
     "ALLOWED_MODES_BY_PURPOSE",
@@ -102,29 +96,6 @@ REASON_CODES: dict[str, str] = {
     "DuplicateProfile": "conflicts with an installed profile (same stackLevel)",
     "TooManyPeriods": "more periods than SmartChargingCtrlr.PeriodsPerSchedule",
     "TooManyProfiles": "more installed profiles than SmartChargingCtrlr.Entries",
-}
-
-ALLOWED_MODES_BY_PURPOSE: dict[ChargingProfilePurpose, frozenset[OperationMode]] = {
-    P.TX_PROFILE: frozenset(M),
-    P.TX_DEFAULT_PROFILE: frozenset(M),
-    P.CHARGING_STATION_MAX_PROFILE: frozenset({M.CHARGING_ONLY}),
-    P.PRIORITY_CHARGING: frozenset({M.CHARGING_ONLY}),
-    P.CHARGING_STATION_EXTERNAL_CONSTRAINTS: frozenset(
-        {M.CHARGING_ONLY, M.EXTERNAL_LIMITS, M.EXTERNAL_SETPOINT},
-    ),
-    P.LOCAL_GENERATION: frozenset({M.CHARGING_ONLY, M.EXTERNAL_LIMITS}),
-}
-
-# operation mode -> (required, optional) among "limit", "dischargeLimit", "setpoint", "setpointReactive"
-_LIMITS_BY_MODE: dict[OperationMode, tuple[frozenset[str], frozenset[str]]] = {
-    M.CHARGING_ONLY: (frozenset({"limit"}), frozenset()),
-    M.CENTRAL_SETPOINT: (frozenset({"setpoint"}), frozenset({"limit", "dischargeLimit", "setpointReactive"})),
-    M.CENTRAL_FREQUENCY: (frozenset({"setpoint"}), frozenset({"limit", "dischargeLimit"})),
-    M.LOCAL_FREQUENCY: (frozenset(), frozenset()),
-    M.EXTERNAL_SETPOINT: (frozenset(), frozenset({"limit", "dischargeLimit"})),
-    M.EXTERNAL_LIMITS: (frozenset(), frozenset()),
-    M.LOCAL_LOAD_BALANCING: (frozenset(), frozenset()),
-    M.IDLE: (frozenset(), frozenset()),
 }
 
 _V201_PROFILE_KEYS = frozenset(
@@ -205,10 +176,6 @@ class StationLimits:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, frozenset(str(v) for v in value))
-
-
-def _any_set(*values: float | None) -> bool:
-    return any(v is not None for v in values)
 
 
 def _num_ok(value: float) -> bool:
@@ -500,7 +467,7 @@ def _check_schedules(profile: ChargingProfile, version: OcppVersion, limits: Sta
             if version == "2.0.1":
                 _check_period_v201(period.limit, unit, purpose, limits, pw, bad)
             else:
-                _check_period_v21(period, allowed_modes, supported_modes, purpose, pw, bad)
+                check_period_v21(period, allowed_modes, supported_modes, purpose, pw, bad)
 
 
 def _check_period_v201(
@@ -517,52 +484,6 @@ def _check_period_v201(
         bad("InvalidValue", f"{where}: negative limit {limit} (station has no V2X discharge convention)")
     elif purpose not in (P.TX_PROFILE, P.TX_DEFAULT_PROFILE) or unit is not ChargingRateUnit.W:
         bad("InvalidValue", f"{where}: negative limit (discharge) only in a TxProfile/TxDefaultProfile in W")
-
-
-def _check_period_v21(
-    period: Any,
-    allowed_modes: frozenset[OperationMode],
-    supported_modes: frozenset[str] | None,
-    purpose: ChargingProfilePurpose,
-    where: str,
-    bad: Any,
-) -> None:
-    mode: OperationMode = period.effective_operation_mode
-    if mode not in allowed_modes:
-        req = "K01.FR.71" if purpose is P.PRIORITY_CHARGING else None
-        bad("UnsupportedMode", f"{where}: operationMode {mode} not allowed for {purpose}", req)
-    if supported_modes is not None and mode is not M.CHARGING_ONLY and mode.value not in supported_modes:
-        bad("UnsupportedMode", f"{where}: operationMode {mode} not in SupportedOperationModes")
-    present = {
-        "limit": period.limit is not None or period.limit_l2 is not None or period.limit_l3 is not None,
-        "dischargeLimit": _any_set(
-            period.discharge_limit,
-            period.discharge_limit_l2,
-            period.discharge_limit_l3,
-        ),
-        "setpoint": any(v is not None for v in (period.setpoint, period.setpoint_l2, period.setpoint_l3)),
-        "setpointReactive": _any_set(
-            period.setpoint_reactive,
-            period.setpoint_reactive_l2,
-            period.setpoint_reactive_l3,
-        ),
-    }
-    required, optional = _LIMITS_BY_MODE[mode]
-    if "limit" in required and period.limit is None:
-        bad("InvalidSetpoint", f"{where}: operationMode {mode} needs limit")
-    if "setpoint" in required and period.setpoint is None:
-        bad("InvalidSetpoint", f"{where}: operationMode {mode} needs setpoint")
-    for name, is_present in present.items():
-        if is_present and name not in required and name not in optional:
-            bad("InvalidSetpoint", f"{where}: {name} is not allowed with operationMode {mode}")
-    for name in ("limit", "limit_l2", "limit_l3"):
-        value = getattr(period, name)
-        if value is not None and value < 0:
-            bad("InvalidValue", f"{where}: {name} {value} is negative (use setpoint/dischargeLimit in 2.1)")
-    for name in ("discharge_limit", "discharge_limit_l2", "discharge_limit_l3"):
-        value = getattr(period, name)
-        if value is not None and value > 0:
-            bad("InvalidValue", f"{where}: {name} {value} must be <= 0")
 
 
 def _check_conflicts(

@@ -5,6 +5,9 @@ any session (no lazy loads, no accidental writes, safe to hand to other tasks) a
 directly with ``model_dump()`` / FastAPI. They are built with ``from_attributes`` from the ORM
 rows. ``frozen`` makes attributes read-only; JSON fields are plain dicts/lists, so treat them as
 read-only too (copy before changing). All datetimes are timezone-aware UTC.
+
+Several HTTP API response models are made from these (:func:`csms.api.models.from_row`): a field
+added here appears in the API too, in the order written here.
 """
 
 from __future__ import annotations
@@ -69,13 +72,13 @@ class TransactionRow(_Row):
     id: int
     station_id: str
     transaction_id: str
+    state: str
     evse_id: int | None = None
     connector_id: int | None = None
     id_token: str | None = None
     id_token_type: str | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None
-    state: str
     charging_state: str | None = None
     stopped_reason: str | None = None
     last_seq_no: int
@@ -106,9 +109,9 @@ class TransactionEventRow(_Row):
 class MeterSampleRow(_Row):
     id: int
     station_id: str
+    timestamp: datetime
     evse_id: int
     transaction_id: str | None = None
-    timestamp: datetime
     measurand: str
     phase: str | None = None
     location: str | None = None
@@ -162,9 +165,9 @@ class ChargingProfileRow(_Row):
     purpose: str
     stack_level: int
     source: str
-    profile: dict[str, Any]
     transaction_id: str | None = None
     installed_at: datetime
+    profile: dict[str, Any]
 
 
 class GridEventRow(_Row):

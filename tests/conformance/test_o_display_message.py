@@ -155,6 +155,15 @@ async def test_version_specific_values_are_checked_against_the_station_version(r
         assert r.status_code == 200 and r.json()["status"] == "NotSupportedState"
     r = await rig.post(BASE, {"content": "x", "start": "2030-01-02T00:00:00Z", "end": "2030-01-01T00:00:00Z"})
     assert r.status_code == 422
+    async with rig.client() as c:  # GetDisplayMessages: refused by the station's RPC endpoint, not sent
+        r = await c.get(BASE, params={"state": "Discharging", "wait_s": 0.5})
+    if rig.version == "2.0.1":
+        err = r.json()["error"]
+        assert r.status_code == 422 and err["code"] == "invalid_payload"
+        assert err["details"]["field"] == "state" and err["details"]["ocpp_code"] == "PropertyConstraintViolation"
+        assert err["message"].startswith("GetDisplayMessages request breaks the OCPP 2.0.1 schema at 'state'")
+    else:
+        assert r.status_code == 200 and r.json()["status"] == "Unknown"
 
 
 async def test_notifications_never_come_times_out(tmp_path: Path) -> None:

@@ -16,7 +16,6 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from csms.blocks.display_message import EVENT_CLEARED, EVENT_SET, DisplayMessages
 from csms.clock import to_rfc3339
-from csms.ocpp import schemas
 from csms.ocpp.schemas import enum_values
 
 from ..auth import require_operator
@@ -108,12 +107,6 @@ async def get_display_messages(
         request["priority"] = priority
     if state:
         request["state"] = state
-    session = ctx.central.sessions.get(station_id)
-    if session is not None:
-        try:
-            schemas.validate(session.version, "GetDisplayMessages", "request", request)
-        except schemas.SchemaViolation as exc:
-            raise ApiError(422, "invalid_payload", f"GetDisplayMessages: {exc.message}", {"field": exc.path}) from None
     dm = DisplayMessages.of(ctx.central)
     response, messages = await _station_call(ctx, station_id, lambda: dm.get(station_id, request, wait_s=wait_s))
     return DisplayMessagesOut(

@@ -22,12 +22,9 @@ from csms.ocpp.schemas import enum_values
 
 from ..auth import require_operator
 from ..command_bodies import ConnectorId, EvseId, Int, _drop_none, _evse, next_request_id
-from ..command_execution import Timeout, execute
-from ..commands import _summary
-from ..context import ApiContext, get_ctx
+from ..commands import command
 from ..errors import error_responses
-from ..models import CommandResult
-from ..params import StationId, Text
+from ..params import Text
 
 router = APIRouter(
     prefix="/api/v1/stations/{station_id}/commands",
@@ -35,7 +32,6 @@ router = APIRouter(
     responses=error_responses(400, 401, 403, 404, 409, 422, 502, 504),
     tags=["commands"],
 )
-Ctx = Annotated[ApiContext, Depends(get_ctx)]
 ComponentCriterion = Literal[enum_values("2.1", "GetReportRequest", "ComponentCriterionEnumType")]  # type: ignore[valid-type]
 
 
@@ -96,23 +92,14 @@ class GetTransactionStatusBody(_Body):
         return _drop_none({"transactionId": self.transaction_id})
 
 
-@router.post("/GetReport", **_summary("GetReport", "a custom device-model report (parts arrive as NotifyReport)"))
-async def get_report(ctx: Ctx, station_id: StationId, body: GetReportBody, timeout: Timeout = None) -> CommandResult:
-    return await execute(ctx, station_id, "GetReport", body.to_ocpp(), timeout)
+get_report = command(router, "GetReport", GetReportBody, "a custom device-model report (parts arrive as NotifyReport)")
 
 
-@router.post("/SetNetworkProfile", **_summary("SetNetworkProfile", "store a connection profile in a slot"))
-async def set_network_profile(
-    ctx: Ctx, station_id: StationId, body: SetNetworkProfileBody, timeout: Timeout = None
-) -> CommandResult:
-    return await execute(ctx, station_id, "SetNetworkProfile", body.to_ocpp(), timeout)
-
-
-@router.post(
-    "/GetTransactionStatus",
-    **_summary("GetTransactionStatus", "is a transaction ongoing, are its messages queued"),
+set_network_profile = command(
+    router, "SetNetworkProfile", SetNetworkProfileBody, "store a connection profile in a slot"
 )
-async def get_transaction_status(
-    ctx: Ctx, station_id: StationId, body: GetTransactionStatusBody, timeout: Timeout = None
-) -> CommandResult:
-    return await execute(ctx, station_id, "GetTransactionStatus", body.to_ocpp(), timeout)
+
+
+get_transaction_status = command(
+    router, "GetTransactionStatus", GetTransactionStatusBody, "is a transaction ongoing, are its messages queued"
+)

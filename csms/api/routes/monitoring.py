@@ -17,7 +17,6 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from csms.blocks.monitoring import EVENT_ALERT, Monitoring
-from csms.ocpp import schemas
 from csms.ocpp.schemas import enum_values
 
 from ..auth import require_operator, require_read
@@ -84,19 +83,6 @@ class MonitoringLevelBody(BaseModel):
     severity: Severity
 
 
-def _check(ctx: ApiContext, station_id: str, action: str, payload: dict[str, Any]) -> None:
-    session = ctx.central.sessions.get(station_id)
-    if session is None:
-        return
-    try:
-        schemas.validate(session.version, action, "request", payload)
-    except schemas.SchemaViolation as exc:
-        raise ApiError(
-            422, "invalid_payload", f"{action} request breaks the OCPP {session.version} schema: {exc.message}",
-            {"field": exc.path, "ocpp_code": str(exc.code)},
-        ) from None  # fmt: skip
-
-
 @router.post(
     "/stations/{station_id}/monitors",
     response_model=CommandResult,
@@ -140,7 +126,6 @@ async def get_monitors(
         request["componentVariable"] = [cv]
     elif variable:
         raise ApiError(422, "validation_error", "variable needs component")
-    _check(ctx, station_id, "GetMonitoringReport", request)
     mon = Monitoring.of(ctx.central)
     response, monitors = await _station_call(ctx, station_id, lambda: mon.report(station_id, request, wait_s=wait_s))
     return MonitoringReport(

@@ -23,12 +23,12 @@ from csms.blocks.local_auth_list import LocalAuthList, id_token_info
 from csms.blocks.reservation import Reservations
 from csms.central import StationOffline, UnknownStation
 from csms.clock import to_rfc3339
-from csms.ocpp.errors import CallErrorReceived, CallTimeout, ConnectionLost, NotAllowed, OcppError
+from csms.ocpp.errors import CallErrorReceived, CallTimeout, ConnectionLost, InvalidPayload, NotAllowed, OcppError
 from csms.ocpp.schemas import enum_values
 from csms.store import operations as ops
 
 from ..auth import require_operator, require_read
-from ..command_execution import Timeout, _offline, execute
+from ..command_execution import Timeout, _offline, execute, invalid_request
 from ..context import ApiContext, get_ctx
 from ..errors import ApiError, error_responses
 from ..models import CommandResult
@@ -147,7 +147,8 @@ def _entry_out(row: ops.LocalListEntryRow) -> LocalListEntryOut:
 
 
 async def _station_call(ctx: ApiContext, station_id: str, what: Callable[[], Awaitable[Any]]) -> Any:
-    """Run a multi-call operation on one station, mapping failures as the commands do."""
+    """Run a multi-call operation on one station, mapping failures as the commands do (a request
+    that breaks the schema is refused by the station's RPC endpoint before it is sent: 422)."""
     central = ctx.central
     if not central.reachable(station_id):  # here or on another node (cluster mode)
         if not central.known(station_id) and await ctx.store.get_station(station_id) is None:
@@ -169,6 +170,10 @@ async def _station_call(ctx: ApiContext, station_id: str, what: Callable[[], Awa
         raise ApiError(
             502, "station_callerror", f"station {station_id} answered CALLERROR {exc.code}", {"ocpp_code": exc.code}
         ) from None
+    except InvalidPayload as exc:
+        if not exc.request:
+            raise ApiError(502, "station_bad_response", str(exc)) from None
+        raise invalid_request(exc, await central.locate(station_id)) from None
     except OcppError as exc:
         raise ApiError(502, "station_bad_response", str(exc)) from None
 

@@ -24,7 +24,8 @@ CSMS from starting):
    nothing in the book (a previous good revision stays planned).
 7. **Reports**: the dispatch controller publishes each 5-minute delivery interval; for events
    that came from the VTN the VEN posts a report after the first interval (``POST /reports``)
-   and updates it after each further interval (``PUT /reports/{id}``, all intervals so far).
+   and updates it after each further interval (``PUT /reports/{id}``, all intervals so far;
+   :mod:`.reports`).
    A *forecast request* (an event asking for ``STORAGE_MAX_DISCHARGE_POWER`` with
    ``historical: false``) is answered with the 24-hour flexibility forecast.
 
@@ -46,7 +47,7 @@ import contextlib
 import inspect
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -54,41 +55,18 @@ import structlog
 from pydantic import ValidationError
 
 from csms.config import OpenAdr3Settings
-from csms.grid.model import EventRejected, format_loc, is_valid_id, parse_time
+from csms.grid.model import EventRejected, format_loc, is_valid_id
 from csms.grid.openadr import submit_openadr
 from csms.grid.results import IntakeResult, Rejection
 
 from .client import VtnClient, VtnError, VtnRefused, VtnUnavailable, backoff_delays
-from .mapping import (
-    AGGREGATED,
-    delivery_report,
-    forecast_report,
-    is_forecast_request,
-    prepare_event,
-    report_interval,
-)
+from .mapping import forecast_report, is_forecast_request, prepare_event
 from .models import Notification
+from .reports import DeliveryReports
 
 log = structlog.get_logger("csms.grid.openadr3")
 
 ForecastProvider = Callable[[datetime], Awaitable[list[dict[str, Any]]]]
-
-
-@dataclass
-class _ReportState:
-    program_id: str
-    by_start: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Report intervals by their start (RFC 3339): a repeated interval does not duplicate."""
-    report_id: str | None = None
-    looked_up: bool = False
-    dirty: bool = False
-    sent: int = 0
-    """Intervals the VTN has acknowledged."""
-
-    @property
-    def intervals(self) -> list[dict[str, Any]]:
-        """In time order, ``id`` = position."""
-        return [{**iv, "id": k} for k, (_, iv) in enumerate(sorted(self.by_start.items()))]
 
 
 @dataclass(frozen=True)
@@ -158,7 +136,7 @@ class OpenAdr3Ven:
         self.rejections: list[RefusedEvent] = []
         self.arrivals: dict[str, str] = {}
         """VTN event id -> how it first arrived (``webhook`` or ``poll``)."""
-        self.reports: dict[str, _ReportState] = {}
+        self.reports = DeliveryReports(self.settings.ven_name)
         self.forecasts_sent: dict[str, str] = {}
         self.registered = False
         self.down_since: datetime | None = None
@@ -238,7 +216,7 @@ class OpenAdr3Ven:
                         "VTN reachable again: caught up",
                         vtn=s.vtn_url,
                         outage_s=round((back - self.down_since).total_seconds(), 1),
-                        reports_pending=sum(1 for r in self.reports.values() if r.dirty),
+                        reports_pending=self.reports.pending(),
                     )
                     self.down_since = None
                     delays = backoff_delays(s.backoff_initial_s, s.backoff_max_s)
@@ -511,62 +489,13 @@ class OpenAdr3Ven:
         program_id = self.known.get(event_id)
         if program_id is None or not self.settings.report:
             return
-        st = self.reports.setdefault(event_id, _ReportState(program_id))
-        start, end = parse_time(payload["start"]), parse_time(payload["end"])
-        iv = report_interval(0, start, end, float(payload["target_kw"]), float(payload["delivered_kw"]))
-        st.by_start.setdefault(iv["intervalPeriod"]["start"], iv)
-        st.dirty = True
+        self.reports.add(event_id, program_id, payload)
         self.wake()
 
     async def flush_reports(self) -> None:
         """Send every report with intervals the VTN has not seen (raises VtnUnavailable)."""
         assert self.client is not None
-        for event_id, st in list(self.reports.items()):
-            if not st.dirty:
-                continue
-            try:
-                if st.report_id is None and not st.looked_up:
-                    await self._adopt_report(event_id, st)
-                n = len(st.by_start)
-                body = delivery_report(
-                    program_id=st.program_id,
-                    event_id=event_id,
-                    client_name=self.settings.ven_name,
-                    intervals=st.intervals,
-                )
-                if st.report_id is None:
-                    created = await self.client.create_report(body)
-                    st.report_id = str(created["id"])
-                else:
-                    await self.client.update_report(st.report_id, body)
-            except VtnRefused as exc:
-                st.dirty = False
-                log.error("VTN refused the delivery report", event_id=event_id, error=str(exc))
-                continue
-            st.sent = n
-            st.dirty = len(st.by_start) > n
-            log.debug("delivery report sent", event_id=event_id, report_id=st.report_id, intervals=n)
-
-    async def _adopt_report(self, event_id: str, st: _ReportState) -> None:
-        """After a restart of the CSMS: continue this VEN's report of the event at the VTN
-        (``GET /reports?eventID=&clientName=``) instead of creating a second one; the intervals
-        the VTN already holds stay as reported (the dispatch ledger of the new process has no
-        meter data from before its start)."""
-        assert self.client is not None
-        found = await self.client.list_all("/reports", {"eventID": event_id, "clientName": self.settings.ven_name})
-        st.looked_up = True
-        if not found:
-            return
-        old = found[0]
-        st.report_id = str(old["id"])
-        for res in old.get("resources") or []:
-            if res.get("resourceName") != AGGREGATED:
-                continue
-            for iv in res.get("intervals") or []:
-                start = (iv.get("intervalPeriod") or {}).get("start")
-                if isinstance(start, str):
-                    st.by_start[start] = iv
-        log.info("continuing the delivery report at the VTN", event_id=event_id, report_id=st.report_id)
+        await self.reports.flush(self.client)
 
     async def _answer_forecast(self, obj: Mapping[str, Any]) -> None:
         assert self.client is not None
@@ -602,10 +531,7 @@ class OpenAdr3Ven:
             "notifications": self.notifications,
             "events": dict(self.known),
             "rejections": [r.to_dict() for r in self.rejections[-10:]],
-            "reports": {
-                k: {"report_id": v.report_id, "intervals": len(v.by_start), "sent": v.sent}
-                for k, v in self.reports.items()
-            },
+            "reports": self.reports.status(),
         }
 
 
