@@ -154,12 +154,12 @@ def test_the_two_validators_agree_on_every_verdict(version: str, mutate) -> None
             "StatusNotification",
             "request",
             {"timestamp": "2026-06-01T16:00:00Z", "connectorStatus": "Occupied", "evseId": 1, "connectorId": 1},
-        ),  # fmt: skip
+        ),
         (
             "StatusNotification",
             "request",
             {"timestamp": "2026-06-01T16:00:00Z", "connectorStatus": "Occupied", "evseId": "1", "connectorId": 1},
-        ),  # fmt: skip
+        ),
         ("DataTransfer", "request", {"vendorId": "x" * 255, "data": {"any": [1, None, "thing"]}}),
         ("DataTransfer", "request", {"vendorId": "x" * 256}),
         ("Authorize", "request", {"idToken": {"idToken": "A" * 36, "type": "ISO14443"}}),
