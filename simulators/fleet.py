@@ -24,6 +24,7 @@ from .station import Station
 
 log = structlog.get_logger("simulators.fleet")
 
+
 class Fleet:
     """A set of :class:`~simulators.station.Station` objects sharing one clock and CSMS URL."""
 
