@@ -41,6 +41,11 @@ def create_engine(url: str | URL, *, echo: bool = False) -> AsyncEngine:
     if backend == "sqlite":
         if not _sqlite_is_memory(u) and u.database and not u.database.startswith("file:"):
             Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        if not _sqlite_is_memory(u):
+            # the write-behind writers, the registry follower and API reads hold connections at
+            # the same time; past SQLAlchemy's default of 5 each extra one was opened (a thread,
+            # a file open, the pragmas) and closed again on every use, under load many a second
+            kwargs.update(pool_size=12, max_overflow=12)
     elif backend == "postgresql":
         kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
     else:
