@@ -14,7 +14,21 @@ Prints two tables:
   perfect-foresight LP that knows every arrival and departure (regret = NAE -
   NAE of perfect foresight), with the delivery ratio, the share of 5-minute
   intervals within +-10 % and the drivers left below a target they could have
-  reached (stranded).
+  reached (stranded). The perfect-foresight LP is always solved in its full
+  formulation (the compact one is not exact once cars arrive mid-event).
+
+Reference rows (``--no-bound`` drops the second):
+
+* ``PF-LP`` -- the perfect-foresight LP, the zero of regret;
+* ``PF-every-moment`` -- the same LP that must also keep every car at or above
+  ``min(target, what charging at full power since plug-in reaches, one 5-minute
+  step late)`` at every step edge while it is plugged in (:mod:`bench.planner_bound`).
+  A planner that is not told departures and may strand no one must hold that line
+  (a driver may leave the moment the target becomes reachable), so this row's
+  regret is a lower bound on the regret of any such planner -- the ``estimate``
+  and ``model`` settings included -- and what is left between them is the price
+  of not knowing arrivals and departures. It is a restriction of ``PF-LP``: the
+  sweep checks its NAE is never lower (within ``BOUND_TOL``) on any day.
 
 Departures the online planner is told (cars always leave at their real time):
 
@@ -44,7 +58,7 @@ at 6.6 kW (a typical level-2 rate) since arrival, capped at their target.
 
 Options: ``--days N`` (per split, default 8), ``--kw-per-car 1`` (one or more
 targets), ``--splits``, ``--methods``, ``--departures``, ``--jobs`` (worker
-processes, default 2), ``--no-timing``, ``--quick``, ``--data DIR``. The full
+processes, default 2), ``--no-timing``, ``--no-bound``, ``--quick``, ``--data DIR``. The full
 sweep is about 7 CPU-minutes (about 4 minutes on 2 free cores).
 """
 
@@ -376,9 +390,11 @@ def pf_every_moment_run(cars: list[CarState], t0: datetime, start: datetime, end
     return Run(p.export_kw[m], final, [time.perf_counter() - t])
 
 
-#: The every-moment bound is a restriction of perfect foresight: its NAE may not fall below the
-#: plain PF-LP's by more than the LP's secondary terms (wear, reserve, fairness) can trade.
-BOUND_TOL = 1e-3
+#: The every-moment bound is a restriction of perfect foresight: its LP optimum never tracks better.
+#: The plans scored are those LP optima after the minimum-discharge repair (2 kW), which can move
+#: either plan off its optimum: on 2020-03-06 at 0.5 kW/car the PF-LP's optimum tracks exactly and
+#: its repaired plan scores NAE 0.006, the bound's 0.000. Hence the tolerance.
+BOUND_TOL = 0.01
 
 
 def _stranded(cars: list[CarState], final: dict[str, float], start: datetime) -> int:

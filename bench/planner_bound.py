@@ -40,9 +40,12 @@ def every_moment_problem(problem: Problem, plug_s: np.ndarray, slack_h: float = 
     ``plug_s`` is each car's real plug-in time in seconds after ``problem.t0``
     (before ``t0``: clipped to it, the SoC ``e0`` being the one at ``t0``). From
     the car's first available edge to its departure edge its energy must stay
-    at or above ``min(promise, e0 + eta_c * cmax * (hours since plug-in - slack_h))``,
-    never above the energy it actually could hold (``cap``) and never below its floor
-    ``lb``; ``promise`` is the full target (capped at ``cap``).
+    at or above ``min(promise, e0 + eta_c * cmax * (hours since plug-in - slack_h))``
+    (never below its floor ``lb``), where ``promise`` is the full target capped at
+    the highest energy charging reaches (``cap``). Everything ``problem`` already
+    asks stays (the lower line is raised, never lowered: a car whose target is out
+    of reach is still charged to what it can reach), so the result is a
+    restriction of ``problem``.
     """
     n_edges = problem.n_steps + 1
     k = np.arange(n_edges)[None, :]
@@ -53,7 +56,7 @@ def every_moment_problem(problem: Problem, plug_s: np.ndarray, slack_h: float = 
     promise = np.minimum(problem.target_kwh, problem.cap)
     line = np.maximum(problem.lb[:, None], np.minimum(promise[:, None], ramp))
     present = (k >= a) & (k <= b) & (b > a)
-    problem.lower = np.where(present, line, problem.lb[:, None])
+    problem.lower = np.maximum(problem.lower, np.where(present, line, problem.lb[:, None]))
     problem.bp = problem.a.copy()
     problem.promise = np.where(problem.b > problem.a, promise, problem.req)
     return problem
