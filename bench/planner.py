@@ -14,7 +14,21 @@ Prints two tables:
   perfect-foresight LP that knows every arrival and departure (regret = NAE -
   NAE of perfect foresight), with the delivery ratio, the share of 5-minute
   intervals within +-10 % and the drivers left below a target they could have
-  reached (stranded).
+  reached (stranded). The perfect-foresight LP is always solved in its full
+  formulation (the compact one is not exact once cars arrive mid-event).
+
+Reference rows (``--no-bound`` drops the second):
+
+* ``PF-LP`` -- the perfect-foresight LP, the zero of regret;
+* ``PF-every-moment`` -- the same LP that must also keep every car at or above
+  ``min(target, what charging at full power since plug-in reaches, one 5-minute
+  step late)`` at every step edge while it is plugged in (:mod:`bench.planner_bound`).
+  A planner that is not told departures and may strand no one must hold that line
+  (a driver may leave the moment the target becomes reachable), so this row's
+  regret is a lower bound on the regret of any such planner -- the ``estimate``
+  and ``model`` settings included -- and what is left between them is the price
+  of not knowing arrivals and departures. It is a restriction of ``PF-LP``: the
+  sweep checks its NAE is never lower (within ``BOUND_TOL``) on any day.
 
 Departures the online planner is told (cars always leave at their real time):
 
@@ -44,8 +58,9 @@ at 6.6 kW (a typical level-2 rate) since arrival, capped at their target.
 
 Options: ``--days N`` (per split, default 8), ``--kw-per-car 1`` (one or more
 targets), ``--splits``, ``--methods``, ``--departures``, ``--jobs`` (worker
-processes, default 2), ``--no-timing``, ``--quick``, ``--data DIR``. The full
-sweep is about 7 CPU-minutes (about 4 minutes on 2 free cores).
+processes, default 2), ``--no-timing``, ``--no-bound``, ``--quick``, ``--data DIR``. The full
+sweep took about 7 CPU-minutes (4 minutes on 2 free cores) before the exact perfect foresight
+and the bound row; with them, 12.5 minutes on 2 cores shared with other runs.
 """
 
 from __future__ import annotations
@@ -66,6 +81,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from bench.planner_bound import pf_every_moment_plan
 from csms.dispatch.departure import DepartureModel, SessionRecord
 from csms.dispatch.fleet import CarState, EventTarget, FleetSnapshot
 from csms.dispatch.planner import Method, Plan, nae, perfect_foresight_plan, plan
@@ -365,6 +381,23 @@ def pf_run(cars: list[CarState], t0: datetime, start: datetime, end: datetime, t
     return Run(p.export_kw[m], final, [time.perf_counter() - t])
 
 
+def pf_every_moment_run(cars: list[CarState], t0: datetime, start: datetime, end: datetime, target_kw: float) -> Run:
+    """Perfect foresight with the promise kept at every moment (:mod:`bench.planner_bound`): the bound."""
+    ev = EventTarget.flat(start, end, target_kw)
+    t = time.perf_counter()
+    p = pf_every_moment_plan(FleetSnapshot(time=t0, cars=cars), ev, step_s=STEP_S, tail_step_s=STEP_S)
+    m = np.array([d is not None for d in p.directions])
+    final = {c.car_id: _soc_when_leaving(p, c, c.departure) for c in cars}
+    return Run(p.export_kw[m], final, [time.perf_counter() - t])
+
+
+#: The every-moment bound is a restriction of perfect foresight: its LP optimum never tracks better.
+#: The plans scored are those LP optima after the minimum-discharge repair (2 kW), which can move
+#: either plan off its optimum: on 2020-03-06 at 0.5 kW/car the PF-LP's optimum tracks exactly and
+#: its repaired plan scores NAE 0.006, the bound's 0.000. Hence the tolerance.
+BOUND_TOL = 0.01
+
+
 def _stranded(cars: list[CarState], final: dict[str, float], start: datetime) -> int:
     """Drivers who leave below a target they could have reached by charging at full power from plug-in."""
     bad = 0
@@ -470,8 +503,13 @@ def sweep(
     kw_per_car: list[float],
     methods: list[Method],
     settings: list[Setting],
+    bound: bool = True,
 ) -> dict[tuple[float, str, str], list[dict[str, float]]]:
-    """Per (kW/car, method, setting) the per-day scores (method ``"pf"`` is perfect foresight)."""
+    """Per (kW/car, method, setting) the per-day scores.
+
+    Method ``"pf"`` is perfect foresight, ``"pf-every-moment"`` (with ``bound``) perfect
+    foresight keeping the promise at every moment (:mod:`bench.planner_bound`).
+    """
     out: dict[tuple[float, str, str], list[dict[str, float]]] = {}
     for sc in scen:
         tellers = {st: teller(st, sc.model, sc.by_id) for st in settings}
@@ -479,6 +517,15 @@ def sweep(
             target = kw * sc.at_start
             pf = score(pf_run(sc.cars, sc.t0, sc.start, sc.end, target), target, sc.cars, sc.start)
             out.setdefault((kw, "pf", "real"), []).append(pf)
+            if bound:
+                run = pf_every_moment_run(sc.cars, sc.t0, sc.start, sc.end, target)
+                row = score(run, target, sc.cars, sc.start)
+                row["regret"] = row["nae"] - pf["nae"]
+                if row["regret"] < -BOUND_TOL:
+                    raise AssertionError(
+                        f"{sc.day} {kw:g} kW/car: PF-every-moment NAE {row['nae']:.4f} below PF-LP {pf['nae']:.4f}"
+                    )
+                out.setdefault((kw, "pf-every-moment", "real"), []).append(row)
             for method in methods:
                 for st in settings:
                     run = online_run(sc.cars, sc.t0, sc.start, sc.end, target, method, tellers[st])
@@ -501,9 +548,9 @@ def _timing_line(name: str, r: Timed, reps: int, budget: str) -> tuple[str, str,
     )
 
 
-def _sweep_one(job: tuple[Scenario, list[float], list[Method], list[Setting]]) -> dict:
-    sc, kws, methods, settings = job
-    return sweep([sc], kws, methods, settings)
+def _sweep_one(job: tuple[Scenario, list[float], list[Method], list[Setting], bool]) -> dict:
+    sc, kws, methods, settings, bound = job
+    return sweep([sc], kws, methods, settings, bound)
 
 
 def run_sweep(
@@ -516,6 +563,7 @@ def run_sweep(
     lead_h: float,
     jobs: int,
     emit: Callable[[str], None] = print,
+    bound: bool = True,
 ) -> None:
     """Emit the sweep table: per split, target, planner and departure setting, the mean scores over the days."""
     sessions = load_sessions(data)
@@ -526,9 +574,11 @@ def run_sweep(
         "departures told: real = the real one; estimate = the driver's estimate (the middle of "
         "the model's range); model = learned from the dev months by weekday and hour of arrival; the promise "
         "is kept at every moment in both",
+        "PF-every-moment = the perfect-foresight LP keeping the promise at every moment since plug-in: "
+        "its regret is the least any zero-stranded planner blind to departures can reach",
     ]
     head = (
-        f"{'split':<9} {'days':>4} {'cars':>5} {'kW/car':>6}  {'planner':<10} {'departures':<16} "
+        f"{'split':<9} {'days':>4} {'cars':>5} {'kW/car':>6}  {'planner':<15} {'departures':<16} "
         f"{'NAE':>6} {'ratio':>6} {'+-10%':>6} {'regret':>7} {'stranded':>8} {'solve ms':>8}"
     )
     out += [head, "-" * len(head)]
@@ -540,7 +590,7 @@ def run_sweep(
         if not scen:
             emit(f"{split:<9} no weekdays with a fleet at 16:00")
             continue
-        work = [(sc, kws, methods, settings) for sc in scen]
+        work = [(sc, kws, methods, settings, bound) for sc in scen]
         if jobs > 1:
             with ProcessPoolExecutor(max_workers=jobs) as pool:
                 parts = list(pool.map(_sweep_one, work))
@@ -552,17 +602,18 @@ def run_sweep(
                 res.setdefault(key, []).extend(rows)
         n_cars = float(np.mean([len(sc.cars) for sc in scen]))
         for kw in kws:
-            for method in ["pf", *methods]:
-                for st in ["real"] if method == "pf" else settings:
+            refs = ["pf", "pf-every-moment"] if bound else ["pf"]
+            for method in [*refs, *methods]:
+                for st in ["real"] if method in refs else settings:
                     rows = res[(kw, method, st)]
 
                     def mean(key: str, rows: list[dict[str, float]] = rows) -> float:
                         return float(np.mean([r[key] for r in rows]))
 
                     regret = f"{mean('regret'):+7.3f}" if method != "pf" else f"{'':>7}"
-                    name = {"pf": "PF-LP", "lp": "LP", "heuristic": "heuristic"}.get(method, method)
+                    name = {"pf": "PF-LP", "pf-every-moment": "PF-every-moment", "lp": "LP"}.get(method, method)
                     out.append(
-                        f"{split:<9} {len(scen):>4} {n_cars:>5.1f} {kw:>6g}  {name:<10} {st:<16} "
+                        f"{split:<9} {len(scen):>4} {n_cars:>5.1f} {kw:>6g}  {name:<15} {st:<16} "
                         f"{mean('nae'):>6.3f} {mean('ratio'):>6.2f} {mean('within'):>6.2f} {regret} "
                         f"{int(sum(r['stranded'] for r in rows)):>8d} {mean('solve_ms'):>8.0f}"
                     )
@@ -583,6 +634,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lead-h", type=float, default=2.0, help="hours of control before the event")
     ap.add_argument("--jobs", type=int, default=2, help="worker processes for the sweep")
     ap.add_argument("--no-timing", action="store_true", help="skip the solve-time benchmarks")
+    ap.add_argument("--no-bound", action="store_true", help="skip the PF-every-moment reference row")
     ap.add_argument("--quick", action="store_true", help="1 repetition, 3 days per split")
     ap.add_argument("--lp-10k", action="store_true", help="also time the LP on 10,000 cars (slow)")
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -618,7 +670,18 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"unknown departure setting {x!r}")
     splits = [x for x in args.splits.split(",") if x]
     t = time.perf_counter()
-    run_sweep(args.data, splits, days, kws, methods, settings, args.lead_h, args.jobs, lambda x: print(x, flush=True))
+    run_sweep(
+        args.data,
+        splits,
+        days,
+        kws,
+        methods,
+        settings,
+        args.lead_h,
+        args.jobs,
+        lambda x: print(x, flush=True),
+        bound=not args.no_bound,
+    )
     print(f"(sweep: {time.perf_counter() - t:.0f} s wall)")
     return 0
 

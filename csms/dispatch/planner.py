@@ -121,9 +121,14 @@ def plan(
 
 
 def plan_problem(
-    problem: Problem, *, method: Method = "auto", time_budget_s: float = 2.0, t_start: float | None = None
+    problem: Problem,
+    *,
+    method: Method = "auto",
+    time_budget_s: float = 2.0,
+    t_start: float | None = None,
+    formulation: str = "auto",
 ) -> Plan:
-    """Solve an already built :class:`Problem` (see :func:`plan`)."""
+    """Solve an already built :class:`Problem` (see :func:`plan`; ``formulation``: see :func:`solve_lp`)."""
     t_start = time.perf_counter() if t_start is None else t_start
     pairs = int(np.maximum(problem.b - problem.a, 0).sum())
     notes: list[str] = []
@@ -132,7 +137,7 @@ def plan_problem(
         notes.append(f"auto: {pairs} car-steps > {LP_MAX_PAIRS}, heuristic used")
     if use_lp:
         remaining = time_budget_s - (time.perf_counter() - t_start)
-        res = solve_lp(problem, time_budget_s=max(remaining, 0.05))
+        res = solve_lp(problem, time_budget_s=max(remaining, 0.05), formulation=formulation)
         notes.extend(res.notes)
         if res.optimal and res.power is not None:
             return assemble_plan(
@@ -237,17 +242,26 @@ def plan_nae(plan_: Plan, interval_s: float | None = None) -> float:
 
 
 def perfect_foresight_plan(
-    snapshot: FleetSnapshot, target: TargetArg, *, step_s: float = 300.0, **kwargs: object
+    snapshot: FleetSnapshot,
+    target: TargetArg,
+    *,
+    step_s: float = 300.0,
+    time_budget_s: float = 3600.0,
+    **kwargs: object,
 ) -> Plan:
     """LP plan that knows every arrival and departure ahead of time.
 
     ``snapshot`` holds every car of the scenario, including those whose
     ``plugged_in_at`` lies in the future (with their SoC at arrival); the LP
-    uses each car only while it is plugged in. Always solved as an LP (no time
-    budget unless one is passed).
+    uses each car only while it is plugged in. Always solved as the full LP
+    (``kwargs`` go to :func:`build_problem`): the compact formulation is not
+    exact once cars arrive during the event -- a car arriving mid-event may
+    charge while the others carry the target and export later, when the fleet's
+    discharge power binds, which the compact model cannot plan.
     """
-    kwargs.setdefault("time_budget_s", 3600.0)
-    return plan(snapshot, target, step_s=step_s, method="lp", **kwargs)  # type: ignore[arg-type]
+    t_start = time.perf_counter()
+    problem = build_problem(snapshot, target, step_s=step_s, **kwargs)  # type: ignore[arg-type]
+    return plan_problem(problem, method="lp", time_budget_s=time_budget_s, t_start=t_start, formulation="full")
 
 
 def perfect_foresight_nae(

@@ -94,6 +94,14 @@ departure still needs as early as possible after it. Otherwise (several
 disjoint events, import-limit events, a binding site import limit) the full
 formulation is used. Tests check both give the same tracking error.
 
+Not exact in one case the argument above misses: while the target is met with discharge power
+to spare, a car may charge inside the block (others discharging more, no tracking cost) and
+export that energy later, when the fleet's discharge power binds -- a car arriving during the
+event, or any car once the event has started (no pre-block window). The compact model cannot
+plan that; :func:`csms.dispatch.planner.perfect_foresight_plan` therefore always uses the full
+one (on the Caltech benchmark the compact optimum was 0.07 NAE worse on average over the
+dev days at 0.5 kW/car, issue 18).
+
 Solver: dual simplex for small models; above ``IPM_MIN_COLS`` columns HiGHS'
 interior point (IPX) with crossover, which returns a vertex like simplex but is
 3-5x faster and much steadier on these transportation-like LPs (1,000 cars x
