@@ -190,3 +190,29 @@ async def test_touch_is_coalesced_and_visible_before_flush(store: Store) -> None
     await store.flush()
     assert (await store.list_stations())[0].last_seen_at == T0 + timedelta(minutes=9)
     assert await store.get_station("CS-UNKNOWN") is None
+
+
+async def test_frames_and_samples_round_trip_exactly_through_the_bulk_path(store: Store) -> None:
+    odd = '[2,"m\\"1","DataTransfer",{"vendorId":"é\\\\x","data":"tab\\tline\\nend ⚡"}]'
+    store.log_frame("CS-1", "in", odd, T0)
+    store.log_frame("CS-1", "out", odd.encode(), T0 + timedelta(microseconds=1))  # bytes as sent
+    sampled = [
+        {"value": 0.1, "measurand": "Voltage", "phase": "L1-N", "location": "Outlet", "context": "Sample.Periodic"},
+        {"value": 7, "unitOfMeasure": {"unit": "kWh", "multiplier": -1}},
+    ]
+    meter_value = {"timestamp": "2026-06-01T16:00:00.123456+02:00", "sampledValue": sampled}
+    store.add_meter_values("CS-1", 2, "TX-é", [meter_value])
+    await store.flush()
+    frames = await store.frames("CS-1")
+    assert [(f.direction, f.frame, f.timestamp) for f in frames] == [
+        ("out", odd, T0 + timedelta(microseconds=1)),
+        ("in", odd, T0),
+    ]
+    rows = await store.meter_samples("CS-1")
+    at = datetime(2026, 6, 1, 14, 0, 0, 123456, tzinfo=UTC)
+    fields = [(r.timestamp, r.evse_id, r.transaction_id, r.measurand, r.phase, r.location, r.context, r.unit, r.value)
+              for r in rows]  # fmt: skip
+    assert fields == [
+        (at, 2, "TX-é", "Voltage", "L1-N", "Outlet", "Sample.Periodic", None, 0.1),
+        (at, 2, "TX-é", "Energy.Active.Import.Register", None, None, None, "Wh", 700.0),
+    ]
