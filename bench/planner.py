@@ -371,11 +371,14 @@ def online_run(
     return Run(np.array(delivered), final, solve)
 
 
-def pf_run(cars: list[CarState], t0: datetime, start: datetime, end: datetime, target_kw: float) -> Run:
-    """Perfect-foresight LP over the same scenario (knows every arrival and departure from ``t0``)."""
+def pf_run(
+    cars: list[CarState], t0: datetime, start: datetime, end: datetime, target_kw: float, *, planner=None
+) -> Run:
+    """Perfect-foresight LP over the same scenario (knows every arrival and departure from ``t0``);
+    ``planner=pf_every_moment_plan`` keeps the promise at every moment too (the bound)."""
     ev = EventTarget.flat(start, end, target_kw)
     t = time.perf_counter()
-    p = perfect_foresight_plan(FleetSnapshot(time=t0, cars=cars), ev, step_s=STEP_S, tail_step_s=STEP_S)
+    p = (planner or perfect_foresight_plan)(FleetSnapshot(time=t0, cars=cars), ev, step_s=STEP_S, tail_step_s=STEP_S)
     m = np.array([d is not None for d in p.directions])
     final = {c.car_id: _soc_when_leaving(p, c, c.departure) for c in cars}
     return Run(p.export_kw[m], final, [time.perf_counter() - t])
@@ -383,12 +386,7 @@ def pf_run(cars: list[CarState], t0: datetime, start: datetime, end: datetime, t
 
 def pf_every_moment_run(cars: list[CarState], t0: datetime, start: datetime, end: datetime, target_kw: float) -> Run:
     """Perfect foresight with the promise kept at every moment (:mod:`bench.planner_bound`): the bound."""
-    ev = EventTarget.flat(start, end, target_kw)
-    t = time.perf_counter()
-    p = pf_every_moment_plan(FleetSnapshot(time=t0, cars=cars), ev, step_s=STEP_S, tail_step_s=STEP_S)
-    m = np.array([d is not None for d in p.directions])
-    final = {c.car_id: _soc_when_leaving(p, c, c.departure) for c in cars}
-    return Run(p.export_kw[m], final, [time.perf_counter() - t])
+    return pf_run(cars, t0, start, end, target_kw, planner=pf_every_moment_plan)
 
 
 #: The every-moment bound is a restriction of perfect foresight: its LP optimum never tracks better.
