@@ -25,9 +25,12 @@ demo: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/csms serve
 
+# on both cores (pytest-xdist); tests/conftest.py keeps the timing-sensitive ones on one worker
+PYTEST_WORKERS ?= 2
+
 test: $(STAMP)
 	$(BIN)/ruff check csms simulators tests bench
-	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check csms simulators tests bench

@@ -80,6 +80,7 @@ class LocalServer:
         if self._server is None or self._task is None:
             return
         self._server.should_exit = True
+        self._server.force_exit = True  # never wait for a request in flight (the ``slow`` modes hang 30 s)
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._server = self._task = None
