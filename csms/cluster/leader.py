@@ -292,8 +292,11 @@ class DispatchLeadership:
         if starts:  # the meter readings of the running events so far (reports without a gap)
             since = min(starts) - timedelta(seconds=controller.options.lead_s)
             self.readings_loaded = await reload_meter_ledger(store, controller.ledger, since)
-        await controller.start()
-        self.samples_restored = await restore_samples(store, controller.runs, now)
+
+        async def restore(runs: dict[str, Any]) -> None:
+            self.samples_restored = await restore_samples(store, runs, now)
+
+        await controller.start(before_loop=restore)
         self.controller = controller
         self.leader_since = loop.time()
         self._flusher = asyncio.create_task(self._flush_loop(), name="cluster:ledger")

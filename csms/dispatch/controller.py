@@ -49,6 +49,7 @@ import contextlib
 import inspect
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -137,7 +138,11 @@ class DispatchController(Commanding, ClosedLoop, Publishing):
     def event_book(self) -> Any:
         return self.book
 
-    async def start(self) -> None:
+    async def start(self, before_loop: Callable[[dict[str, EventRun]], Awaitable[Any]] | None = None) -> None:
+        """Start following the book and controlling. ``before_loop(runs)`` runs once the running
+        events' runs exist and before the first control tick (a new cluster leader restores the
+        previous leader's samples there: the first tick stores a live report, which would
+        otherwise replace the stored one before it is read)."""
         if self._running:
             return
         central = self.central
@@ -159,6 +164,8 @@ class DispatchController(Commanding, ClosedLoop, Publishing):
             self._ensure_run(ev)
             if ev.is_test:
                 self._dry_due.add(ev.id)
+        if before_loop is not None:
+            await before_loop(self.runs)
         self._tasks = [
             asyncio.create_task(self._loop(), name="dispatch:loop"),
             asyncio.create_task(self._replanner(), name="dispatch:replan"),
