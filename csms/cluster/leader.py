@@ -81,6 +81,7 @@ async def restore_samples(store: Any, runs: dict[str, Any], now: datetime) -> in
     for run in runs.values():
         row = await store.get_event_report(run.event_id)
         if row is None:
+            log.info("no stored report to restore from", event_id=run.event_id)
             continue
         seeded: list[TickSample] = []
         for iv in row.report.get("intervals", []):
@@ -102,6 +103,8 @@ async def restore_samples(store: Any, runs: dict[str, Any], now: datetime) -> in
         if seeded:
             run.samples[:0] = seeded
             restored += len(seeded)
+        log.info("report samples restored", event_id=run.event_id, samples=len(seeded),
+                 intervals=len(row.report.get("intervals", [])), now=now.isoformat())  # fmt: skip
     return restored
 
 

@@ -127,6 +127,20 @@ async def test_dispatch_survives_losing_its_leader(
         first_complete = start + timedelta(minutes=5, seconds=COMPLETE_AFTER_S)
         await asyncio.sleep(max(2 * INTERVAL_S, (first_complete - clock.now()).total_seconds()) / SPEED)
 
+        # the premise of the restore check below: the leader has stored a live report with what it
+        # planned for an interval already begun (it does every report_every_s; a loaded machine
+        # can delay that past the first interval)
+        async def report_stored() -> bool:
+            store = await Store.open(cluster.db_url)
+            try:
+                row = await store.get_event_report(event["id"])
+            finally:
+                await store.close()
+            intervals = row.report["intervals"] if row is not None else []
+            begun = [iv for iv in intervals if datetime.fromisoformat(iv["start"]) < clock.now()]
+            return any(iv.get("planned_kw") is not None for iv in begun)
+
+        await until(report_stored, 20, "the leader stores a live report", every=0.3)
         exported_before = fleet.totals()["export_wh"]
         nodes[leader].kill()
         killed, killed_at = time.monotonic(), clock.now()
@@ -214,7 +228,9 @@ async def test_dispatch_survives_losing_its_leader(
         print("5-minute intervals before the kill, delivered kW:", [iv["delivered_kw"] for iv in before])
         assert all(iv["delivered_kw"] > 0.5 * iv["target_kw"] for iv in before), before
         # and keeps what the old leader planned for them (restored from its last stored report)
-        assert view["dispatch_report_samples_restored"] >= 1
+        assert view["dispatch_report_samples_restored"] >= 1, [
+            line for line in nodes[standby].log().splitlines() if "restore" in line or "leader" in line
+        ]
         assert all(iv["planned_kw"] is not None and iv["cars_connected"] > 0 for iv in before), before
         done = [iv for iv in intervals if iv["complete"]]
         ratio = sum(iv["delivered_kw"] for iv in done) / sum(iv["feasible_kw"] for iv in done)
