@@ -265,7 +265,8 @@ class FrameLogWriter(BatchWriter[FrameItem]):
     (:class:`csms.store.models.FrameSegment`), and the log keeps a station's newest ``limit``.
 
     Pruning runs in the flush task, after the insert, and only for stations that gained at
-    least ``slack`` frames (a tenth of the limit) since their last prune; an explicit ``flush()``
+    least ``slack`` frames (half the limit: the segments make
+    a station's frames cheap to keep, its prunes are not) since their last prune; an explicit ``flush()``
     or ``close()`` prunes every station that gained anything. Each prune is one indexed
     ``DELETE`` of the station's segments older than the one holding its limit-th newest frame,
     so the cost stays proportional to the traffic.
@@ -283,7 +284,7 @@ class FrameLogWriter(BatchWriter[FrameItem]):
     ) -> None:
         super().__init__("frames", sink, flush_interval=flush_interval, max_rows=max_rows, max_buffer=max_buffer)
         self.limit = limit
-        self.slack = max(1, limit // 10)
+        self.slack = max(1, limit // 2)
         self._pruner = pruner
         self._unpruned: dict[str, int] = {}
 
