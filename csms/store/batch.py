@@ -265,9 +265,9 @@ class FrameLogWriter(BatchWriter[FrameItem]):
     (:class:`csms.store.models.FrameSegment`), and the log keeps a station's newest ``limit``.
 
     Pruning runs in the flush task, after the insert, and only for stations that gained at
-    least ``slack`` frames (half the limit: the segments make
-    a station's frames cheap to keep, its prunes are not) since their last prune; an explicit ``flush()``
-    or ``close()`` prunes every station that gained anything. Each prune is one indexed
+    least ``slack`` frames (half the limit: segments are cheap to keep, prunes are not) since
+    their last prune; an explicit ``flush()`` or ``close()`` prunes every station that gained
+    anything. Each prune is one indexed
     ``DELETE`` of the station's segments older than the one holding its limit-th newest frame,
     so the cost stays proportional to the traffic.
     """
