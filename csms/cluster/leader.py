@@ -103,8 +103,8 @@ async def restore_samples(store: Any, runs: dict[str, Any], now: datetime) -> in
         if seeded:
             run.samples[:0] = seeded
             restored += len(seeded)
-        log.info("report samples restored", event_id=run.event_id, samples=len(seeded),
-                 intervals=len(row.report.get("intervals", [])), now=now.isoformat())  # fmt: skip
+        intervals = len(row.report.get("intervals", []))
+        log.info("report samples restored", event_id=run.event_id, samples=len(seeded), intervals=intervals)
     return restored
 
 

@@ -267,9 +267,8 @@ class FrameLogWriter(BatchWriter[FrameItem]):
     Pruning runs in the flush task, after the insert, and only for stations that gained at
     least ``slack`` frames (half the limit: segments are cheap to keep, prunes are not) since
     their last prune; an explicit ``flush()`` or ``close()`` prunes every station that gained
-    anything. Each prune is one indexed
-    ``DELETE`` of the station's segments older than the one holding its limit-th newest frame,
-    so the cost stays proportional to the traffic.
+    anything. Each prune is one indexed ``DELETE`` of the station's segments older than the one
+    holding its limit-th newest frame, so the cost stays proportional to the traffic.
     """
 
     def __init__(

@@ -252,6 +252,10 @@ def profile_fields(profile: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+SEGMENT_MAX = 4096
+"""Most frames in one segment (far below the id stride of 65,536 per segment)."""
+
+
 def frame_segments(frames: Iterable[tuple[str, str, datetime, str | bytes]]) -> list[dict[str, Any]]:
     """``frame_segments`` rows for buffered frames ``(station id, direction, timestamp, frame)``:
     one per station, its frames in arrival order as a JSON array of ``[direction, timestamp,
@@ -271,7 +275,3 @@ def frame_segments(frames: Iterable[tuple[str, str, datetime, str | bytes]]) -> 
             rows.append({"station_id": station_id, "timestamp": part[0][1], "count": len(part),
                          "frames": orjson.dumps(part, option=orjson.OPT_UTC_Z).decode()})  # fmt: skip
     return rows
-
-
-SEGMENT_MAX = 4096
-"""Most frames in one segment (far below the id stride of 65,536 per segment)."""

@@ -130,17 +130,18 @@ async def test_dispatch_survives_losing_its_leader(
         # the premise of the restore check below: the leader has stored a live report with what it
         # planned for an interval already begun (it does every report_every_s; a loaded machine
         # can delay that past the first interval)
+        reader = await Store.open(cluster.db_url)
+
         async def report_stored() -> bool:
-            store = await Store.open(cluster.db_url)
-            try:
-                row = await store.get_event_report(event["id"])
-            finally:
-                await store.close()
+            row = await reader.get_event_report(event["id"])
             intervals = row.report["intervals"] if row is not None else []
             begun = [iv for iv in intervals if datetime.fromisoformat(iv["start"]) < clock.now()]
             return any(iv.get("planned_kw") is not None for iv in begun)
 
-        await until(report_stored, 20, "the leader stores a live report", every=0.3)
+        try:
+            await until(report_stored, 20, "the leader stores a live report", every=0.3)
+        finally:
+            await reader.close()
         exported_before = fleet.totals()["export_wh"]
         nodes[leader].kill()
         killed, killed_at = time.monotonic(), clock.now()
