@@ -116,12 +116,14 @@ async def test_every_command_against_the_simulator(env: Env, sim_factory: Any, v
 async def test_cli_against_a_simulated_station(env: Env, sim_factory: Any, tmp_path: Path) -> None:
     from tests.cli.conftest import Cli
 
-    st = await sim_factory(version="2.1")
-    # an Unknown token would (rightly) make the station end the transaction it started on plug-in
-    await env.store.upsert_id_token("TOKEN-1", "eMAID", status="Accepted")
-    st.plug_in(1, soc=40, id_token="TOKEN-1")
-    cli = Cli(env, tmp_path / "cli.toml")
+    # the station is made inside: its logger, bound at construction, must not print debug lines
+    # (a loaded machine's "clock lag") into the command's stdout either
     with server_logs_to_stderr():
+        st = await sim_factory(version="2.1")
+        # an Unknown token would (rightly) make the station end the transaction it started on plug-in
+        await env.store.upsert_id_token("TOKEN-1", "eMAID", status="Accepted")
+        st.plug_in(1, soc=40, id_token="TOKEN-1")
+        cli = Cli(env, tmp_path / "cli.toml")
         await _cli_session(env, st, cli)
 
 
